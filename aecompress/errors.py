@@ -1,0 +1,21 @@
+"""Error types raised by the library; only the CLI turns them into exit codes."""
+
+
+class AecError(Exception):
+    """Base class for every failure the user should see as a one-line message."""
+
+
+class FormatError(AecError):
+    """An .aec file is malformed, truncated, corrupt or of an unsupported version."""
+
+
+class ModelMismatchError(AecError):
+    """An .aec file names a model other than the one loaded."""
+
+
+class ImageError(AecError):
+    """An input image cannot be read or is of an unsupported kind."""
+
+
+class CheckpointError(AecError):
+    """A model checkpoint is missing, unreadable or inconsistent."""
