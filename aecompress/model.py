@@ -1,0 +1,172 @@
+"""The mean-scale hyperprior autoencoder (Minnen, Ballé & Toderici 2018, without the serial
+context model), with continuous variable rate through per-channel gain vectors (Cui et al. 2021).
+
+Shapes for an input x of B×3×H×W (H, W multiples of 64):
+    y = g_a(x)                B×M×H/16×W/16     latent
+    y_g = y * gain(q)         same              gained latent, what is quantized and coded
+    z = h_a(y_g)              B×Nh×H/64×W/64    side latent
+    mu = h_s_mean(z_hat)      B×M×H/16×W/16     mean of y_g (float path)
+    log_scale = h_s_scale(z_hat)                log of the std of y_g; at run time this path is
+                                                replaced by the exact integer network (intnet.py)
+    x_hat = g_s(y_hat_g * inv_gain(q))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .density import FactorizedDensity, bits, gaussian_likelihood
+from .layers import GDN, conv, deconv
+
+QUALITY_MIN = 1.0
+QUALITY_MAX = 100.0
+
+
+def _default_lambdas() -> tuple[float, ...]:
+    # Rate–distortion trade-offs (loss = lambda * 255² * MSE + bpp), log-spaced so that the
+    # quality knob moves through bpp in roughly even ratios, ~0.1 to ~2 bpp on photos.
+    lo, hi, k = 0.0016, 0.3, 8
+    return tuple(round(lo * (hi / lo) ** (i / (k - 1)), 6) for i in range(k))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the network; stored in every checkpoint."""
+
+    N: int = 128  # channels inside g_a / g_s
+    M: int = 192  # channels of the latent y
+    Nh: int = 128  # channels inside the hyperprior and of z
+    lambdas: tuple[float, ...] = field(default_factory=_default_lambdas)
+    scale_min: float = 0.11  # smallest std of the Gaussian table for y
+    scale_max: float = 256.0  # largest std of the Gaussian table for y
+    num_scales: int = 64  # entries of the Gaussian table (log-spaced)
+
+    @property
+    def levels(self) -> int:
+        return len(self.lambdas)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["lambdas"] = list(self.lambdas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        d = dict(d)
+        d["lambdas"] = tuple(float(v) for v in d["lambdas"])
+        return cls(**d)
+
+
+def quality_to_position(quality: torch.Tensor | float, levels: int) -> torch.Tensor:
+    """Quality 1..100 → continuous position 0..levels-1 along the trade-off levels."""
+    q = torch.as_tensor(quality, dtype=torch.float32)
+    return (q - QUALITY_MIN) / (QUALITY_MAX - QUALITY_MIN) * (levels - 1)
+
+
+def interpolate_levels(table: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of K×M rows at B positions in [0, K-1] → B×M."""
+    k = table.shape[0]
+    position = position.clamp(0, k - 1)
+    lo = position.floor().long().clamp(max=k - 2)
+    frac = (position - lo.to(position.dtype)).unsqueeze(1)
+    return table[lo] * (1 - frac) + table[lo + 1] * frac
+
+
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    """Round in the forward pass, identity gradient in the backward pass."""
+    return x + (torch.round(x) - x).detach()
+
+
+@dataclass
+class ForwardOutput:
+    x_hat: torch.Tensor  # B×3×H×W reconstruction (float, not clamped)
+    bits_y: torch.Tensor  # B estimated bits of y under the noisy relaxation
+    bits_z: torch.Tensor  # B estimated bits of z
+
+
+class HyperpriorModel(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        n, m, nh, k = config.N, config.M, config.Nh, config.levels
+        self.g_a = nn.Sequential(
+            conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m)
+        )
+        self.g_s = nn.Sequential(
+            deconv(m, n), GDN(n, inverse=True),
+            deconv(n, n), GDN(n, inverse=True),
+            deconv(n, n), GDN(n, inverse=True),
+            deconv(n, 3),
+        )  # fmt: skip
+        self.h_a = nn.Sequential(
+            conv(m, nh, 3, 1), nn.LeakyReLU(inplace=True),
+            conv(nh, nh), nn.LeakyReLU(inplace=True),
+            conv(nh, nh),
+        )  # fmt: skip
+        self.h_s_mean = nn.Sequential(
+            deconv(nh, nh), nn.LeakyReLU(inplace=True),
+            deconv(nh, nh), nn.LeakyReLU(inplace=True),
+            conv(nh, m, 3, 1),
+        )  # fmt: skip
+        # ReLU (not leaky) so that the integer version can clip activations to [0, max].
+        self.h_s_scale = nn.Sequential(
+            deconv(nh, nh), nn.ReLU(inplace=True),
+            deconv(nh, nh), nn.ReLU(inplace=True),
+            conv(nh, m, 3, 1),
+        )  # fmt: skip
+        self.density_z = FactorizedDensity(nh)
+        # Log gains per trade-off level (K×M): higher levels scale y up, i.e. finer quantization.
+        spread = torch.linspace(-1.0, 1.0, k).unsqueeze(1) * 1.2
+        self.log_gain = nn.Parameter(spread.repeat(1, m))
+        self.log_inv_gain = nn.Parameter(-spread.repeat(1, m))
+
+    # ----- gains ---------------------------------------------------------------------------
+    def gains(self, position: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Positions B → (gain, inverse gain), each B×M, interpolated geometrically."""
+        return (
+            torch.exp(interpolate_levels(self.log_gain, position)),
+            torch.exp(interpolate_levels(self.log_inv_gain, position)),
+        )
+
+    def lambdas(self, position: torch.Tensor) -> torch.Tensor:
+        log_l = torch.log(torch.tensor(self.config.lambdas, device=position.device))
+        return torch.exp(interpolate_levels(log_l.unsqueeze(1), position)).squeeze(1)
+
+    def scale_from_log(self, log_scale: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        return torch.exp(log_scale.clamp(math.log(c.scale_min), math.log(c.scale_max)))
+
+    # ----- training ------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, position: torch.Tensor) -> ForwardOutput:
+        """x: B×3×H×W in [0, 1]; position: B trade-off positions in [0, K-1]."""
+        gain, inv_gain = self.gains(position)
+        y = self.g_a(x) * gain[:, :, None, None]
+        z = self.h_a(y)
+        # Rate terms use additive uniform noise; what feeds the decoder is rounded (straight-
+        # through), so the transforms train on the values they will see at run time.
+        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+        bits_z = bits(self.density_z.likelihood(z_noisy)).sum((1, 2, 3))
+        z_hat = ste_round(z)
+        mu = self.h_s_mean(z_hat)
+        scale = self.scale_from_log(self.h_s_scale(z_hat))
+        y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        bits_y = bits(gaussian_likelihood(y_noisy, mu, scale)).sum((1, 2, 3))
+        y_hat = ste_round(y - mu) + mu
+        x_hat = self.g_s(y_hat * inv_gain[:, :, None, None])
+        return ForwardOutput(x_hat=x_hat, bits_y=bits_y, bits_z=bits_z)
+
+    # ----- run-time pieces (the codec drives these) ----------------------------------------
+    def analysis(self, x: torch.Tensor, quality: float) -> torch.Tensor:
+        """x: 1×3×H×W in [0, 1] → gained latent y_g, 1×M×H/16×W/16."""
+        gain, _ = self.gains(quality_to_position(quality, self.config.levels).reshape(1).to(x.device))
+        return self.g_a(x) * gain[:, :, None, None]
+
+    def synthesis(self, y_hat: torch.Tensor, quality: float) -> torch.Tensor:
+        """Gained y_hat 1×M×h×w → reconstruction 1×3×16h×16w (float, unclamped)."""
+        pos = quality_to_position(quality, self.config.levels).reshape(1).to(y_hat.device)
+        _, inv_gain = self.gains(pos)
+        return self.g_s(y_hat * inv_gain[:, :, None, None])
