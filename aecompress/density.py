@@ -22,7 +22,9 @@ class FactorizedDensity(nn.Module):
     each step monotone, so c is a valid CDF.
     """
 
-    def __init__(self, channels: int, filters: tuple[int, ...] = (3, 3, 3), init_scale: float = 10.0):
+    def __init__(
+        self, channels: int, filters: tuple[int, ...] = (3, 3, 3), init_scale: float = 10.0
+    ):
         super().__init__()
         dims = (1, *filters, 1)
         # Initialise so that c is roughly a logistic of width init_scale (as in the paper).

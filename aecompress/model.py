@@ -162,7 +162,9 @@ class HyperpriorModel(nn.Module):
     # ----- run-time pieces (the codec drives these) ----------------------------------------
     def analysis(self, x: torch.Tensor, quality: float) -> torch.Tensor:
         """x: 1×3×H×W in [0, 1] → gained latent y_g, 1×M×H/16×W/16."""
-        gain, _ = self.gains(quality_to_position(quality, self.config.levels).reshape(1).to(x.device))
+        gain, _ = self.gains(
+            quality_to_position(quality, self.config.levels).reshape(1).to(x.device)
+        )
         return self.g_a(x) * gain[:, :, None, None]
 
     def synthesis(self, y_hat: torch.Tensor, quality: float) -> torch.Tensor:

@@ -1,0 +1,152 @@
+"""The shippable checkpoint: config, fp16 weights, integer tables, provenance — one file.
+
+Loading never infers shapes (the config is stored) and never recomputes a table (the integer
+PMFs and the integer scale network are stored as exported). The fingerprint is a hash of
+everything that influences decoding, so a file names the exact weights that decode it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError
+from .intnet import IntegerScaleNetwork
+from .intnet import export as export_scale_network
+from .model import HyperpriorModel, ModelConfig
+from .tables import PmfTables, factorized_tables, gaussian_tables, scale_table
+
+CHECKPOINT_FORMAT = "aecompress-checkpoint"
+CHECKPOINT_VERSION = 1
+DEFAULT_MODEL_FILE = "aec-hp.pt"
+MODEL_ENV = "AECOMPRESS_MODEL"
+
+
+@dataclass
+class Checkpoint:
+    model_id: str
+    model: HyperpriorModel  # float32, eval mode, on the CPU
+    z_tables: PmfTables  # one table per channel of z
+    y_tables: PmfTables  # one table per scale index
+    scale_network: IntegerScaleNetwork
+    provenance: dict[str, str] = field(default_factory=dict)
+    fingerprint: bytes = b""  # 8 bytes, filled by `to_payload` / `load_checkpoint`
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+
+def export_checkpoint(
+    model: HyperpriorModel,
+    calibration_z: list[torch.Tensor],
+    model_id: str,
+    provenance: dict[str, str] | None = None,
+) -> Checkpoint:
+    """Freeze a trained model: integer tables for z and y, integer scale network, fp16 weights.
+
+    calibration_z: z_hat tensors (1×Nh×h×w, integer-valued) from representative images, used
+    to size the integer network's activations.
+    """
+    c = model.config
+    model = model.cpu().eval()
+    # Round-trip the weights through fp16 first, so what is exported is what will be shipped.
+    model.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
+    ckpt = Checkpoint(
+        model_id=model_id,
+        model=model,
+        z_tables=factorized_tables(model.density_z),
+        y_tables=gaussian_tables(scale_table(c.scale_min, c.scale_max, c.num_scales)),
+        scale_network=export_scale_network(
+            model.h_s_scale, calibration_z, c.scale_min, c.scale_max, c.num_scales
+        ),
+        provenance=dict(provenance or {}),
+    )
+    ckpt.fingerprint = _fingerprint(_payload(ckpt))
+    return ckpt
+
+
+def _payload(ckpt: Checkpoint) -> dict:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "model_id": ckpt.model_id,
+        "config": ckpt.config.to_dict(),
+        "weights": {k: v.detach().half() for k, v in ckpt.model.state_dict().items()},
+        "z_tables": ckpt.z_tables.to_tensors(),
+        "y_tables": ckpt.y_tables.to_tensors(),
+        "scale_network": ckpt.scale_network.to_tensors(),
+        "provenance": dict(ckpt.provenance),
+    }
+
+
+def _fingerprint(payload: dict) -> bytes:
+    """SHA-256 (first 8 bytes) of the config, weights and tables in a canonical order."""
+    h = hashlib.sha256()
+    h.update(payload["model_id"].encode())
+    h.update(repr(sorted(payload["config"].items())).encode())
+    for group in ("weights", "z_tables", "y_tables", "scale_network"):
+        for name in sorted(payload[group]):
+            t = payload[group][name].contiguous()
+            h.update(f"{group}/{name}/{t.dtype}/{tuple(t.shape)}".encode())
+            h.update(t.numpy().tobytes())
+    return h.digest()[:8]
+
+
+def save_checkpoint(ckpt: Checkpoint, path: Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        torch.save(_payload(ckpt), tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def default_model_path() -> Path:
+    """$AECOMPRESS_MODEL, else the model shipped in the repository's pretrained/ folder."""
+    env = os.environ.get(MODEL_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "pretrained" / DEFAULT_MODEL_FILE
+
+
+def load_checkpoint(path: Path | None = None) -> Checkpoint:
+    path = Path(path) if path is not None else default_model_path()
+    if not path.is_file():
+        raise CheckpointError(f"model file not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a bad file
+        raise CheckpointError(
+            f"{path}: not a readable aecompress model ({type(e).__name__})"
+        ) from e
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not an aecompress model file")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path}: model file version {payload.get('version')} is not supported "
+            f"(this build reads version {CHECKPOINT_VERSION})"
+        )
+    try:
+        config = ModelConfig.from_dict(payload["config"])
+        model = HyperpriorModel(config)
+        model.load_state_dict({k: v.float() for k, v in payload["weights"].items()})
+        ckpt = Checkpoint(
+            model_id=payload["model_id"],
+            model=model.eval(),
+            z_tables=PmfTables.from_tensors(payload["z_tables"]),
+            y_tables=PmfTables.from_tensors(payload["y_tables"]),
+            scale_network=IntegerScaleNetwork.from_tensors(payload["scale_network"]),
+            provenance=dict(payload.get("provenance", {})),
+        )
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: inconsistent model file ({e})") from e
+    for p in ckpt.model.parameters():
+        p.requires_grad_(False)
+    ckpt.fingerprint = _fingerprint(payload)
+    return ckpt

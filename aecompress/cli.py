@@ -1,0 +1,305 @@
+"""The `aecompress` command line: a thin Typer layer over operations.py.
+
+Results go to stdout; progress, the device used and warnings go to stderr. Exit codes: 0
+success, 1 failure (any input failed), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .checkpoint import MODEL_ENV, load_checkpoint
+from .codec import Codec
+from .container import DEFAULT_MAX_PIXELS
+from .device import DEVICE_CHOICES, describe, resolve_device
+from .errors import AecError
+from .operations import decode_one, encode_one, info_one, output_paths
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Learned image compression: encode images to .aec files and back.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+# Piped output is not wrapped at 80 columns: tables stay one row per image.
+out = Console(highlight=False, width=None if Console().is_terminal else 160)
+err = Console(stderr=True, highlight=False, width=None if Console(stderr=True).is_terminal else 160)
+
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help=f"Where to run the networks: {' | '.join(DEVICE_CHOICES)} (auto = CUDA if present).",
+    ),
+]
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--model",
+        help=f"Model checkpoint to use (default: ${MODEL_ENV}, else the shipped model).",
+        dir_okay=False,
+    ),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Replace existing output files.")]
+MaxPixelsOpt = Annotated[
+    int,
+    typer.Option("--max-pixels", min=1, help="Refuse .aec files declaring more pixels than this."),
+]
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
+
+
+def _open_codec(device: str, model: Path | None) -> Codec:
+    dev = resolve_device(device)
+    ckpt = load_checkpoint(model)
+    err.print(f"model {ckpt.model_id} ({ckpt.fingerprint.hex()}) on {describe(dev)}")
+    return Codec(ckpt, dev)
+
+
+def _run_batch(inputs: list[str], targets: list[str], job) -> list:
+    """Run job(source, target) for each input; report failures by name, keep going."""
+    reports, failed = [], 0
+    for source, target in zip(inputs, targets, strict=True):
+        try:
+            reports.append(job(source, target))
+        except AecError as e:
+            failed += 1
+            msg = str(e)
+            _fail(msg if msg.startswith(source) else f"{source}: {msg}")
+    if failed:
+        err.print(f"{failed} of {len(inputs)} inputs failed")
+    return reports if not failed else reports + [None]
+
+
+@app.command()
+def encode(
+    inputs: Annotated[
+        list[str], typer.Argument(help="Images to compress (PNG, JPEG, WebP, ...); '-' = stdin.")
+    ],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Output file (one input; '-' = stdout) or existing directory (several). "
+            "Default: each input's name with .aec, beside it.",
+        ),
+    ] = None,
+    quality: Annotated[
+        float,
+        typer.Option(
+            "-q", "--quality", min=1, max=100, help="1 (smallest) to 100 (best); fractions allowed."
+        ),
+    ] = 75.0,
+    device: DeviceOpt = "auto",
+    model: ModelOpt = None,
+    force: ForceOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Compress images to .aec files and report size, ratios, bpp, PSNR and MS-SSIM."""
+    try:
+        targets = output_paths(inputs, output, ".aec")
+        codec = _open_codec(device, model)
+    except AecError as e:
+        _fail(str(e))
+        raise typer.Exit(1) from None
+    reports = _run_batch(inputs, targets, lambda s, t: encode_one(codec, s, t, quality, force))
+    good = [r for r in reports if r is not None]
+    for r in good:
+        for w in r.warnings:
+            err.print(f"[yellow]warning:[/yellow] {r.input}: {w}")
+    # With the .aec data on stdout, the report must go to stderr.
+    console = err if STDOUT in targets else out
+    if as_json:
+        console.print_json(json.dumps([r.to_dict() for r in good]))
+    elif good:
+        console.print(_encode_table(good))
+    if len(good) != len(reports):
+        raise typer.Exit(1)
+
+
+STDOUT = "-"
+
+
+def _encode_table(reports) -> Table:
+    t = Table(title=None, show_edge=False)
+    for col in ("output", "image", "q", "input B", "output B", "ratio raw", "ratio input",
+                "bpp", "PSNR dB", "MS-SSIM", "s"):  # fmt: skip
+        left = col in ("output", "image")
+        t.add_column(col, justify="left" if left else "right", overflow="fold", no_wrap=not left)
+    for r in reports:
+        t.add_row(
+            r.output, f"{r.width}x{r.height} {r.mode}", f"{r.quality:g}",
+            f"{r.input_bytes:,}", f"{r.output_bytes:,}", f"{r.ratio_raw:.1f}",
+            f"{r.ratio_input:.2f}", f"{r.bpp:.3f}", f"{r.psnr:.2f}", f"{r.ms_ssim:.4f}",
+            f"{r.seconds:.2f}",
+        )  # fmt: skip
+    return t
+
+
+@app.command()
+def decode(
+    inputs: Annotated[list[str], typer.Argument(help=".aec files to decode; '-' = stdin.")],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Output image (one input; '-' = stdout as PNG) or existing directory "
+            "(several). The extension picks the format. Default: the input's name with .png.",
+        ),
+    ] = None,
+    device: DeviceOpt = "auto",
+    model: ModelOpt = None,
+    force: ForceOpt = False,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Decode .aec files back to images in their original size and colour mode."""
+    try:
+        targets = output_paths(inputs, output, ".png")
+        codec = _open_codec(device, model)
+    except AecError as e:
+        _fail(str(e))
+        raise typer.Exit(1) from None
+    reports = _run_batch(inputs, targets, lambda s, t: decode_one(codec, s, t, force, max_pixels))
+    good = [r for r in reports if r is not None]
+    if STDOUT not in targets:
+        for r in good:
+            out.print(
+                f"{r.input} -> {r.output}  {r.width}x{r.height} {r.mode}  "
+                f"{r.output_bytes:,} B  {r.seconds:.2f} s"
+            )
+    if len(good) != len(reports):
+        raise typer.Exit(1)
+
+
+@app.command()
+def info(
+    files: Annotated[list[str], typer.Argument(help=".aec files to describe; '-' = stdin.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Show what an .aec file's header says (model, size, mode, quality, streams) and its bpp."""
+    reports = _run_batch(files, files, lambda s, _t: info_one(s, max_pixels))
+    good = [r for r in reports if r is not None]
+    if as_json:
+        out.print_json(json.dumps([r.to_dict() for r in good]))
+    else:
+        for r in good:
+            out.print(
+                f"{r.file}: .aec v{r.format_version}, model {r.model_id} ({r.fingerprint}), "
+                f"{r.width}x{r.height} {r.mode}, quality {r.quality:g}, {r.file_bytes:,} bytes "
+                f"(z {r.z_bytes:,}, y {r.y_bytes:,}, alpha {r.alpha_bytes:,}, "
+                f"palette {r.palette_bytes:,}, icc {r.icc_bytes:,}), {r.bpp:.4f} bpp"
+            )
+    if len(good) != len(reports):
+        raise typer.Exit(1)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"aecompress {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Learned image compression: encode images to .aec files and back."""
+
+
+def main() -> None:
+    app()
+
+
+@app.command()
+def train(
+    data: Annotated[
+        list[Path], typer.Argument(help="Training images: files or folders (searched recursively).")
+    ],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Run directory: training state and the exported model.")
+    ],
+    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps in all.")] = 9000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Crops per step.")] = 8,
+    patch_size: Annotated[
+        int, typer.Option(min=64, help="Crop side in pixels (a multiple of 64).")
+    ] = 128,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (Adam).")] = 3e-4,
+    lr_final: Annotated[
+        float, typer.Option(help="Learning rate at the end of the cosine decay.")
+    ] = 1e-5,
+    seed: Annotated[int, typer.Option(help="Seed for initialisation, crops and qualities.")] = 0,
+    n: Annotated[int, typer.Option("--N", help="Channels inside g_a / g_s.")] = 64,
+    m: Annotated[int, typer.Option("--M", help="Channels of the latent y.")] = 160,
+    nh: Annotated[int, typer.Option("--Nh", help="Channels of the hyperprior and z.")] = 64,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue a run exactly from its state.pt.")
+    ] = None,
+    model_id: Annotated[
+        str, typer.Option(help="Model id written into the checkpoint and every .aec file.")
+    ] = "aec-hp-custom",
+) -> None:
+    """Train a model on your own images (CPU), then export a checkpoint usable with --model."""
+    import sys
+    import time
+
+    import torch
+
+    from .checkpoint import save_checkpoint
+    from .export import export_trained
+    from .model import ModelConfig
+    from .train import TrainConfig, find_images, load_patches
+    from .train import train as run_training
+
+    if patch_size % 64:
+        err.print("error: --patch-size must be a multiple of 64")
+        raise typer.Exit(2)
+    try:
+        paths = find_images(data)
+        images = load_patches(paths, patch_size, warn=lambda m: err.print(f"warning: {m}"))
+    except AecError as e:
+        _fail(str(e))
+        raise typer.Exit(1) from None
+    err.print(f"{len(images)} training images from {len(paths)} files")
+    cfg = TrainConfig(
+        steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, lr_final=lr_final,
+        seed=seed,
+    )  # fmt: skip
+    t0 = time.time()
+    model = run_training(
+        images,
+        out_dir,
+        ModelConfig(N=n, M=m, Nh=nh),
+        cfg,
+        resume=resume,
+        log=lambda s: err.print(
+            f"step {s.step}/{steps}  loss {s.loss:.3f}  bpp {s.bpp:.3f}  "
+            f"PSNR {s.psnr:.2f}  {s.steps_per_s:.2f} steps/s"
+        ),
+    )
+    provenance = {
+        "command": "aecompress " + " ".join(sys.argv[1:]),
+        "steps": str(steps),
+        "data": ", ".join(str(d) for d in data),
+        "images": str(len(images)),
+        "wall_seconds": f"{time.time() - t0:.0f}",
+        "device": f"cpu ({torch.get_num_threads()} threads)",
+        "torch": str(torch.__version__),
+    }
+    ckpt = export_trained(model, images[:64], model_id, provenance)
+    save_checkpoint(ckpt, out_dir / "model.pt")
+    out.print(f"exported {out_dir / 'model.pt'} ({ckpt.model_id}, {ckpt.fingerprint.hex()})")

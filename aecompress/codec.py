@@ -1,0 +1,191 @@
+"""The codec boundary: uint8 pixels → .aec bytes → uint8 pixels.
+
+Padding, float tensors and devices stay inside this module. The encoder runs the decoder's
+own reconstruction, so what it reports (PSNR, MS-SSIM) is what `decode` will produce.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import container
+from .checkpoint import Checkpoint
+from .container import Header, Streams
+from .entropy import TableCoder
+from .errors import AecError, ModelMismatchError
+from .imageio import SourceImage, alpha_from_bytes, alpha_to_bytes
+from .modes import ColourMode
+
+PAD_MULTIPLE = 64  # g_a and h_a downsample by 2^6 in all
+
+
+@dataclass
+class EncodedImage:
+    data: bytes  # the whole .aec file
+    header: Header
+    rgb: np.ndarray  # H×W×3 uint8, the RGB pixels `decode` will return
+    bits_z_estimate: float  # ideal bits of the z stream under the integer tables
+    bits_y_estimate: float  # ideal bits of the y stream
+
+
+@dataclass
+class DecodedImage:
+    header: Header
+    rgb: np.ndarray  # H×W×3 uint8
+    alpha: np.ndarray | None
+    palette: bytes | None
+    icc: bytes | None
+
+
+def quality_to_centi(quality: float) -> int:
+    """The quality as stored in the file (hundredths); the codec always uses this value."""
+    if not isinstance(quality, int | float) or math.isnan(quality) or not 1 <= quality <= 100:
+        raise AecError(f"quality must be a number from 1 to 100, got {quality}")
+    return round(quality * 100)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tensor:
+    """Replicate-pad the bottom/right of a 1×3×H×W tensor to multiples; crop undoes it."""
+    h, w = x.shape[2:]
+    ph, pw = -h % multiple, -w % multiple
+    if ph == 0 and pw == 0:
+        return x
+    # Replicate padding needs pad < size for 'reflect' only; replicate works from 1×1 up.
+    return F.pad(x, (0, pw, 0, ph), mode="replicate")
+
+
+def to_uint8(x_hat: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """1×3×H'×W' float reconstruction → cropped H×W×3 uint8 (round to nearest)."""
+    x = x_hat[0, :, :height, :width].clamp(0, 1).mul(255).round().to(torch.uint8)
+    return x.permute(1, 2, 0).cpu().numpy().copy()
+
+
+class Codec:
+    """A loaded model on a device, ready to encode and decode."""
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        device: torch.device | str = "cpu",
+        channels_last: bool = False,
+    ):
+        self.checkpoint = checkpoint
+        self.device = torch.device(device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = checkpoint.model.to(self.device, memory_format=self.memory_format)
+        self.z_coder = TableCoder(checkpoint.z_tables)
+        self.y_coder = TableCoder(checkpoint.y_tables)
+
+    # ----- shared pieces ----------------------------------------------------------------------
+    def _z_ids(self, z_hat: torch.Tensor) -> np.ndarray:
+        """Table id of each z element: its channel. z_hat: 1×Nh×h×w."""
+        return np.broadcast_to(
+            np.arange(z_hat.shape[1]).reshape(1, -1, 1, 1), tuple(z_hat.shape)
+        ).copy()
+
+    def _prior(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+        """z_hat (1×Nh×h×w int64, CPU) → mean of y_g on the device, scale indexes (int64)."""
+        mu = self.model.h_s_mean(
+            z_hat.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
+        )
+        indexes = self.checkpoint.scale_network(z_hat).numpy()
+        return mu, indexes
+
+    def _reconstruct(self, sym: torch.Tensor, mu: torch.Tensor, quality: float, h: int, w: int):
+        y_hat = sym.to(self.device, torch.float32) + mu
+        return to_uint8(self.model.synthesis(y_hat, quality), h, w)
+
+    # ----- encode -----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode(self, image: SourceImage, quality: float) -> EncodedImage:
+        centi = quality_to_centi(quality)
+        q = centi / 100
+        h, w = image.rgb.shape[:2]
+        x = torch.from_numpy(np.array(image.rgb, dtype=np.uint8)).permute(2, 0, 1).unsqueeze(0)
+        x = x.to(self.device, torch.float32).div(255)
+        x = pad_to_multiple(x).contiguous(memory_format=self.memory_format)
+        y = self.model.analysis(x, q)  # 1×M×H/16×W/16, gained
+        z_hat = torch.round(self.model.h_a(y)).to("cpu", torch.int64)  # 1×Nh×H/64×W/64
+        mu, indexes = self._prior(z_hat)
+        sym = torch.round(y - mu).to("cpu", torch.int64)  # residuals, coded exactly
+        z_ids = self._z_ids(z_hat)
+        streams = Streams(
+            z=self.z_coder.encode(z_hat.numpy(), z_ids),
+            y=self.y_coder.encode(sym.numpy(), indexes),
+            alpha=alpha_to_bytes(image.alpha) if image.mode.has_alpha else b"",
+            palette=image.palette if image.mode.has_palette else b"",
+            icc=image.icc or b"",
+        )
+        header = Header(
+            model_id=self.checkpoint.model_id,
+            fingerprint=self.checkpoint.fingerprint,
+            width=w,
+            height=h,
+            mode=image.mode,
+            quality_centi=centi,
+        )
+        rgb = gray_if_needed(self._reconstruct(sym, mu, q, h, w), image.mode)
+        return EncodedImage(
+            data=container.pack(header, streams),
+            header=header,
+            rgb=rgb,
+            bits_z_estimate=self.z_coder.estimate_bits(z_hat.numpy(), z_ids),
+            bits_y_estimate=self.y_coder.estimate_bits(sym.numpy(), indexes),
+        )
+
+    # ----- decode -----------------------------------------------------------------------------
+    def check_model(self, header: Header) -> None:
+        ck = self.checkpoint
+        if header.model_id != ck.model_id or header.fingerprint != ck.fingerprint:
+            raise ModelMismatchError(
+                f"file was encoded with model {header.model_id} "
+                f"({header.fingerprint.hex()}), but the loaded model is {ck.model_id} "
+                f"({ck.fingerprint.hex()}); decode it with --model pointing at that model"
+            )
+
+    @torch.inference_mode()
+    def decode_symbols(
+        self, data: bytes, max_pixels: int = container.DEFAULT_MAX_PIXELS
+    ) -> tuple[Header, Streams, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Entropy-decode a file: (header, streams, z_hat, residuals, mu on the device).
+
+        z_hat (1×Nh×h×w) and the residuals (1×M×4h×4w) are int64 and exact: they depend only
+        on the bytes and the integer tables, never on the device or float rounding.
+        """
+        header, streams = container.unpack(data, max_pixels=max_pixels)
+        self.check_model(header)
+        hz = -(-header.height // PAD_MULTIPLE)
+        wz = -(-header.width // PAD_MULTIPLE)
+        nh = self.checkpoint.config.Nh
+        z_ids = np.broadcast_to(np.arange(nh).reshape(1, -1, 1, 1), (1, nh, hz, wz)).copy()
+        z_hat = torch.from_numpy(self.z_coder.decode(streams.z, z_ids))
+        mu, indexes = self._prior(z_hat)
+        sym = torch.from_numpy(self.y_coder.decode(streams.y, indexes))
+        return header, streams, z_hat, sym, mu
+
+    @torch.inference_mode()
+    def decode(self, data: bytes, max_pixels: int = container.DEFAULT_MAX_PIXELS) -> DecodedImage:
+        header, streams, _z_hat, sym, mu = self.decode_symbols(data, max_pixels)
+        h, w = header.height, header.width
+        rgb = gray_if_needed(self._reconstruct(sym, mu, header.quality, h, w), header.mode)
+        alpha = alpha_from_bytes(streams.alpha, w, h) if header.mode.has_alpha else None
+        return DecodedImage(
+            header=header,
+            rgb=rgb,
+            alpha=alpha,
+            palette=streams.palette or None,
+            icc=streams.icc or None,
+        )
+
+
+def gray_if_needed(rgb: np.ndarray, mode: ColourMode) -> np.ndarray:
+    """Grayscale modes come back as the mean of the decoded channels, repeated 3×."""
+    if mode in (ColourMode.L, ColourMode.LA):
+        g = np.round(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
+        return np.repeat(g[:, :, None], 3, axis=2)
+    return rgb

@@ -1,0 +1,49 @@
+"""Turning a training state into the shippable checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from .checkpoint import Checkpoint, export_checkpoint
+from .codec import pad_to_multiple
+from .model import HyperpriorModel, ModelConfig
+
+CALIBRATION_QUALITIES = (1.0, 25.0, 50.0, 75.0, 100.0)
+
+
+@torch.no_grad()
+def calibration_latents(
+    model: HyperpriorModel,
+    images: Sequence[torch.Tensor],
+    qualities: Sequence[float] = CALIBRATION_QUALITIES,
+) -> list[torch.Tensor]:
+    """z_hat of each image (3×H×W uint8) at each quality: the inputs the integer network sees."""
+    out = []
+    for im in images:
+        x = pad_to_multiple(im.unsqueeze(0).float() / 255)
+        for q in qualities:
+            out.append(torch.round(model.h_a(model.analysis(x, q))))
+    return out
+
+
+def load_training_model(state_path: Path) -> HyperpriorModel:
+    state = torch.load(state_path, map_location="cpu", weights_only=False)
+    model = HyperpriorModel(ModelConfig.from_dict(state["model_config"]))
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def export_trained(
+    model: HyperpriorModel,
+    calibration_images: Sequence[torch.Tensor],
+    model_id: str,
+    provenance: dict[str, str],
+) -> Checkpoint:
+    model = model.cpu().eval()
+    # Calibrate on the fp16-rounded weights that will be shipped.
+    model.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
+    calib = calibration_latents(model, calibration_images)
+    return export_checkpoint(model, calib, model_id, provenance)

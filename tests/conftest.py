@@ -1,0 +1,56 @@
+"""Shared fixtures: a tiny seeded model, exported like the shipped one, and generated images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aecompress.checkpoint import Checkpoint, export_checkpoint, save_checkpoint
+from aecompress.model import HyperpriorModel, ModelConfig
+
+TINY = ModelConfig(N=16, M=16, Nh=16, lambdas=(0.002, 0.02, 0.2), num_scales=64)
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def photo_like(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth, textured H×W×3 uint8 image (gradients + blobs + a little noise)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    img = np.zeros((height, width, 3))
+    for c in range(3):
+        fx, fy, ph = rng.uniform(0.01, 0.08, 2).tolist() + [rng.uniform(0, 6)]
+        img[..., c] = 128 + 80 * np.sin(fx * xx + ph) * np.cos(fy * yy)
+    img += rng.normal(0, 4, img.shape)
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def make_tiny_checkpoint(seed: int = 0, model_id: str = "tiny-test") -> Checkpoint:
+    torch.manual_seed(seed)
+    model = HyperpriorModel(TINY).eval()
+    with torch.no_grad():
+        # An untrained model's latents are tiny; larger gains give z and y real ranges, so the
+        # tests exercise many table entries, escapes included.
+        model.log_gain += 3.0
+    # Calibrate the integer network on z from generated images, as export does for real models.
+    calib = []
+    with torch.no_grad():
+        for s in range(3):
+            x = torch.from_numpy(photo_like(128, 128, s)).permute(2, 0, 1)[None].float() / 255
+            y = model.analysis(x, 50.0)
+            calib.append(torch.round(model.h_a(y)))
+    return export_checkpoint(model, calib, model_id, {"purpose": "tests"})
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint() -> Checkpoint:
+    return make_tiny_checkpoint()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory, tiny_checkpoint) -> Path:
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_checkpoint(tiny_checkpoint, path)
+    return path
