@@ -21,7 +21,8 @@ FORMAT_VERSION = 1
 # tensor the decoder builds, so a forged header cannot make a reader allocate without bound.
 DEFAULT_MAX_PIXELS = 1 << 28
 
-PALETTE_LEN = 768  # 256 RGB entries
+# A palette stream holds n RGB entries, 3 x n bytes for 1 <= n <= 256.
+PALETTE_MAX_LEN = 768
 MAX_MODEL_ID_LEN = 32
 QUALITY_CENTI_MIN, QUALITY_CENTI_MAX = 100, 10000
 
@@ -57,7 +58,7 @@ class Streams:
     z: bytes
     y: bytes
     alpha: bytes = b""  # compressed alpha plane, present iff mode.has_alpha
-    palette: bytes = b""  # exactly 768 bytes (256 RGB entries) iff mode.has_palette
+    palette: bytes = b""  # n RGB entries (3n bytes, 1 <= n <= 256) iff mode.has_palette
     icc: bytes = b""  # ICC profile, optional
 
 
@@ -98,8 +99,11 @@ def _semantic_problem(
         return f"alpha stream missing for mode {mode.name}"
     if not mode.has_alpha and s.alpha:
         return f"unexpected alpha stream for mode {mode.name}"
-    if mode.has_palette and len(s.palette) != PALETTE_LEN:
-        return f"palette stream must be {PALETTE_LEN} bytes (got {len(s.palette)})"
+    if mode.has_palette and (not 3 <= len(s.palette) <= PALETTE_MAX_LEN or len(s.palette) % 3):
+        return (
+            f"palette stream must be 3 to {PALETTE_MAX_LEN} bytes, a multiple of 3 "
+            f"(got {len(s.palette)})"
+        )
     if not mode.has_palette and s.palette:
         return f"unexpected palette stream for mode {mode.name}"
     return None

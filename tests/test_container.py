@@ -118,11 +118,36 @@ def test_pack_rejects_invalid_input(edit, message):
 def test_pack_rejects_mode_stream_mismatch():
     with pytest.raises(ValueError, match="alpha stream missing for mode LA"):
         pack(*make(ColourMode.LA, alpha=b""))
-    with pytest.raises(ValueError, match="palette stream must be 768 bytes"):
+    with pytest.raises(ValueError, match=r"palette stream must be 3 to 768 bytes, a multiple"):
         pack(*make(ColourMode.P, palette=b"p" * 767))
     header, streams = make()
     with pytest.raises(ValueError, match="unknown colour mode 9"):
         pack(dataclasses.replace(header, mode=9), streams)
+
+
+@pytest.mark.parametrize("mode", [ColourMode.P, ColourMode.PA])
+@pytest.mark.parametrize("length", [3, 48, 765, 768])
+def test_palette_of_any_whole_number_of_entries(mode, length):
+    header, streams = make(mode, palette=(bytes(range(256)) * 3)[:length])
+    data = pack(header, streams)
+    assert unpack(data) == (header, streams)
+    assert len(unpack(data)[1].palette) == length
+
+
+@pytest.mark.parametrize("mode", [ColourMode.P, ColourMode.PA])
+@pytest.mark.parametrize("length", [0, 1, 2, 4, 767, 769, 771])
+def test_palette_length_out_of_range_or_ragged(mode, length):
+    message = rf"palette stream must be 3 to 768 bytes, a multiple of 3 \(got {length}\)"
+    header, streams = make(mode, palette=b"p" * length)
+    with pytest.raises(ValueError, match=message):
+        pack(header, streams)
+    # The same streams written without pack's checks: unpack must refuse them too.
+    good = pack(header, dataclasses.replace(streams, palette=b"p" * 3))
+    body = bytearray(good[: -4 - len(streams.icc) - 3])
+    struct.pack_into(">I", body, LEN_OFF + 12, length)
+    data = reseal(bytes(body) + streams.palette + streams.icc)
+    with pytest.raises(FormatError, match=message):
+        unpack(data)
 
 
 def test_bad_magic():
@@ -201,7 +226,7 @@ def test_absurd_size_refused_by_pixel_limit():
         (H_OFF, ">I", 0, "zero width or height"),
         (MODE_OFF, ">B", 9, "unknown colour mode 9"),
         (MODE_OFF, ">B", ColourMode.RGB, "unexpected alpha stream for mode RGB"),
-        (MODE_OFF, ">B", ColourMode.PA, "palette stream must be 768 bytes"),
+        (MODE_OFF, ">B", ColourMode.PA, r"palette stream must be 3 to 768 bytes.*\(got 0\)"),
         (Q_OFF, ">H", 0, "quality 0.00"),
         (Q_OFF, ">H", 10001, "quality 100.01"),
         (9, ">B", ord(" "), "model id is not printable ASCII"),
