@@ -1,0 +1,228 @@
+"""`aecompress bench` with the tiny test model on small generated images: the summary maths,
+the JSON / CSV / Markdown / PNG outputs, skipped and unknown codecs, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import pytest
+import typer
+from conftest import photo_like
+from PIL import Image
+from typer.testing import CliRunner
+
+from aecompress import bench, bench_report, peers
+from aecompress.bench import CurvePoint, quality_at_rate, summarize
+from aecompress.bench_cli import bench as bench_command
+from aecompress.checkpoint import MODEL_ENV
+
+
+@pytest.fixture
+def run(tiny_model_path, monkeypatch):
+    monkeypatch.setenv(MODEL_ENV, str(tiny_model_path))
+    app = typer.Typer()
+    app.command()(bench_command)
+    app.command("noop")(lambda: None)  # two commands, so "bench" is named as on the real CLI
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(app, ["bench", *(str(a) for a in args)])
+
+    return invoke
+
+
+@pytest.fixture
+def images(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for seed in (1, 2):
+        Image.fromarray(photo_like(64, 96, seed)).save(folder / f"p{seed}.png")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def curve(codec, bpps, psnrs, ms_ssims):
+    return [
+        CurvePoint(codec, q, 1, b * 100, b, 24 / b, p, m, bench.ms_ssim_db(m), 1, 1, 1, 1)
+        for q, b, p, m in zip(range(len(bpps)), bpps, psnrs, ms_ssims, strict=True)
+    ]
+
+
+def test_bd_rate_of_a_curve_against_itself_and_a_cheaper_copy():
+    bpps = [0.15, 0.3, 0.6, 1.2, 2.0]
+    psnrs = [25.0, 28.1, 31.0, 34.2, 36.5]
+    ms = [0.90, 0.95, 0.975, 0.988, 0.993]
+    curves = (
+        curve("jpeg", bpps, psnrs, ms)
+        + curve("same", bpps, psnrs, ms)
+        + curve("cheaper", [b * 0.8 for b in bpps], psnrs, ms)
+    )
+    summary = {s.codec: s for s in summarize(curves, reference="jpeg")}
+    assert summary["jpeg"].bd_rate_psnr == pytest.approx(0, abs=1e-9)
+    assert summary["same"].bd_rate_psnr == pytest.approx(0, abs=1e-9)
+    assert summary["same"].bd_rate_ms_ssim == pytest.approx(0, abs=1e-9)
+    assert summary["cheaper"].bd_rate_psnr == pytest.approx(-20, abs=1e-6)
+    assert summary["cheaper"].bd_rate_ms_ssim == pytest.approx(-20, abs=1e-6)
+    # PSNR at a measured bpp is the measured PSNR; outside the curve there is no value.
+    assert quality_at_rate(bpps, psnrs, 0.6) == pytest.approx(31.0)
+    assert quality_at_rate(bpps, psnrs, 0.1) is None
+    assert quality_at_rate(bpps, psnrs, 2.5) is None
+    # Without the reference there are no BD-rates, but PSNR@bpp still is.
+    alone = summarize(curve("x", bpps, psnrs, ms), reference="jpeg")[0]
+    assert alone.bd_rate_psnr is None and alone.psnr_at_bpp[1.0] is not None
+
+
+def test_points_that_do_not_improve_quality_are_dropped():
+    r, q = bench.rising([0.1, 0.2, 0.3, 0.4], [20.0, 19.0, 25.0, 25.0])
+    assert r == [0.1, 0.3] and q == [20.0, 25.0]
+
+
+def test_json_csv_markdown_of_jpeg_and_aec(run, images, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    pattern = str(images / "*.png")  # the folder and a glob name the same two images
+    r = run(
+        images, pattern, "--codecs", "jpeg,aec", "--sweep", "jpeg=20,60,90",
+        "--qualities", "10,90", "--device", "cpu",
+        "--json", out / "b.json", "--csv", out / "b.csv", "--markdown", out / "b.md",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "BD-rate PSNR" in r.stdout and "jpeg" in r.stdout
+    doc = json.loads((out / "b.json").read_text())
+    assert doc["format"] == "aecompress-bench" and doc["version"] == 1
+    assert set(doc) == {
+        "format", "version", "reference", "seconds", "machine", "codecs", "skipped", "images",
+        "points", "curves", "summary",
+    }  # fmt: skip
+    assert doc["reference"] == "jpeg"
+    assert {"device", "torch_threads", "pillow", "model_id", "workers"} <= set(doc["machine"])
+    assert doc["machine"]["model_id"] == "tiny-test"
+    assert [c["name"] for c in doc["codecs"]] == ["jpeg", "aec"]
+    assert [c["sweep"] for c in doc["codecs"]] == [[20, 60, 90], [10, 90]]
+    assert len(doc["images"]) == 2
+    assert all((im["width"], im["height"]) == (96, 64) for im in doc["images"])
+    assert len(doc["points"]) == 2 * (3 + 2)
+    for p in doc["points"]:
+        assert set(p) == set(bench_report.POINT_FIELDS)
+        pixels = p["width"] * p["height"]
+        assert p["bpp"] == pytest.approx(p["bytes"] * 8 / pixels)
+        assert p["ratio"] == pytest.approx(pixels * 3 / p["bytes"])
+        assert 0 < p["ms_ssim"] <= 1 and p["encode_ms"] >= 0 and p["decode_ms"] >= 0
+    assert len(doc["curves"]) == 5
+    assert all(c["images"] == 2 for c in doc["curves"])
+    jpeg_points = [p for p in doc["points"] if p["codec"] == "jpeg" and p["quality"] == 60]
+    jpeg_curve = next(c for c in doc["curves"] if c["codec"] == "jpeg" and c["quality"] == 60)
+    assert jpeg_curve["bpp"] == pytest.approx(sum(p["bpp"] for p in jpeg_points) / 2)
+    summary = {s["codec"]: s for s in doc["summary"]}
+    assert set(summary) == {"jpeg", "aec"}
+    assert summary["jpeg"]["bd_rate_psnr"] == pytest.approx(0, abs=1e-9)
+    assert set(summary["jpeg"]["psnr_at_bpp"]) == {"0.25", "0.5", "1"}
+
+    with open(out / "b.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * (3 + 2)
+    assert len({(r["codec"], r["quality"], r["image"]) for r in rows}) == len(rows)
+    assert list(rows[0]) == list(bench_report.POINT_FIELDS)
+    assert "## Summary" in (out / "b.md").read_text()
+
+
+def test_workers_give_the_same_bytes(run, images, tmp_path):
+    results = []
+    for workers in ("1", "2"):
+        path = tmp_path / f"w{workers}.json"
+        r = run(images, "--codecs", "jpeg", "--sweep", "jpeg=30,80", "--workers", workers,
+                "--json", path)  # fmt: skip
+        assert r.exit_code == 0, r.output
+        results.append(
+            [(p["image"], p["quality"], p["bytes"]) for p in json.loads(path.read_text())["points"]]
+        )
+    assert results[0] == results[1] and len(results[0]) == 4
+
+
+def test_a_codec_without_its_plugin_is_skipped(run, images, tmp_path, monkeypatch):
+    real = peers.unavailable_reason
+    monkeypatch.setattr(
+        peers,
+        "unavailable_reason",
+        lambda n: "pillow-fake not installed" if n == "webp" else real(n),
+    )
+    r = run(images, "--codecs", "jpeg,webp", "--sweep", "jpeg=50,90", "--json", tmp_path / "s.json")
+    assert r.exit_code == 0, r.output
+    assert "webp: skipped (pillow-fake not installed)" in r.stderr
+    doc = json.loads((tmp_path / "s.json").read_text())
+    assert doc["skipped"] == [{"codec": "webp", "reason": "pillow-fake not installed"}]
+    assert {p["codec"] for p in doc["points"]} == {"jpeg"}
+    # Nothing left to run is a failure, not a crash.
+    r = run(images, "--codecs", "webp")
+    assert r.exit_code == 1
+    assert "webp: skipped" in r.stderr and "none of the requested codecs" in r.stderr
+
+
+def test_missing_plugin_package_is_detected(monkeypatch):
+    monkeypatch.setattr(peers, "_REASONS", {})
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # import raises ImportError
+    monkeypatch.setitem(sys.modules, "pillow_jxl", None)
+    assert peers.unavailable_reason("heic") == "pillow-heif not installed"
+    assert peers.unavailable_reason("jxl") == "pillow-jxl-plugin not installed"
+    assert peers.unavailable_reason("jpeg") is None
+
+
+@pytest.mark.parametrize("name", ["jpeg", "jpeg444", "webp", "avif", "jp2"])
+def test_built_in_peers_round_trip(name):
+    if peers.unavailable_reason(name):
+        pytest.skip(peers.unavailable_reason(name))
+    peer = peers.get_peer(name)
+    rgb = photo_like(40, 56, 3)
+    data = peer.encode(rgb, peer.sweep[-1])
+    back = peer.decode(data)
+    assert back.shape == rgb.shape and back.dtype == rgb.dtype
+    assert bench.measure(name, peer.sweep[-1], "x", rgb, peer.encode, peer.decode).psnr > 20
+
+
+def test_unknown_codec_is_a_usage_error(run, images):
+    r = run(images, "--codecs", "jpeg,foo")
+    assert r.exit_code == 2
+    assert "unknown codec 'foo'" in r.stderr and "jpeg444" in r.stderr
+    r = run(images, "--qualities", "10,abc")
+    assert r.exit_code == 2 and "--qualities" in r.stderr
+    r = run(images, "--qualities", "0,50")
+    assert r.exit_code == 2 and "from 1 to 100" in r.stderr
+
+
+def test_no_inputs(run, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run(empty, "--codecs", "jpeg")
+    assert r.exit_code == 1 and "no image files found" in r.stderr
+    r = run(tmp_path / "missing", "--codecs", "jpeg")
+    assert r.exit_code == 1 and "no such file or directory" in r.stderr
+    r = run(str(tmp_path / "*.png"), "--codecs", "jpeg")
+    assert r.exit_code == 1 and "matches no image file" in r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_outputs_are_not_replaced_without_force(run, images, tmp_path):
+    target = tmp_path / "keep.json"
+    target.write_text("keep me")
+    r = run(images, "--codecs", "jpeg", "--json", target)
+    assert r.exit_code == 1 and "use --force" in r.stderr
+    assert target.read_text() == "keep me"
+
+
+def test_plot_writes_a_png(run, images, tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "rd.png"
+    r = run(images, "--codecs", "jpeg,webp", "--sweep", "jpeg=20,80", "--sweep", "webp=20,80",
+            "--plot", path)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_fails_before_measuring(run, images, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    r = run(images, "--codecs", "jpeg", "--plot", tmp_path / "rd.png")
+    assert r.exit_code == 1
+    assert "--plot needs matplotlib (pip install aecompress[plot])" in r.stderr
+    assert not (tmp_path / "rd.png").exists()
