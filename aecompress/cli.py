@@ -1,26 +1,31 @@
 """The `aecompress` command line: a thin Typer layer over operations.py.
 
-Results go to stdout; progress, the device used and warnings go to stderr. Exit codes: 0
-success, 1 failure (any input failed), 2 usage error.
+Results go to stdout; progress, the device used and warnings go to stderr, one line each.
+Exit codes: 0 success, 1 failure (any input failed), 2 usage error, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
+from .bench_cli import bench
 from .checkpoint import MODEL_ENV, load_checkpoint
 from .codec import Codec
 from .container import DEFAULT_MAX_PIXELS
 from .device import DEVICE_CHOICES, describe, resolve_device
 from .errors import AecError
-from .operations import decode_one, encode_one, info_one, output_paths
+from .operations import STDIO, decode_one, encode_one, info_one, input_ids, output_paths
 
 app = typer.Typer(
     add_completion=False,
@@ -28,9 +33,19 @@ app = typer.Typer(
     help="Learned image compression: encode images to .aec files and back.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-# Piped output is not wrapped at 80 columns: tables stay one row per image.
-out = Console(highlight=False, width=None if Console().is_terminal else 160)
-err = Console(stderr=True, highlight=False, width=None if Console(stderr=True).is_terminal else 160)
+
+
+def _console(stderr: bool) -> Console:
+    # File names and messages are printed as they are: no Rich markup or emoji codes in them.
+    # Piped output is not wrapped at 80 columns: tables stay one row per image.
+    tty = Console(stderr=stderr).is_terminal
+    return Console(
+        stderr=stderr, highlight=False, markup=False, emoji=False, width=None if tty else 160
+    )
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
 
 DeviceOpt = Annotated[
     str,
@@ -48,36 +63,94 @@ ModelOpt = Annotated[
     ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Replace existing output files.")]
+FailFastOpt = Annotated[
+    bool,
+    typer.Option("--fail-fast", help="Stop at the first input that fails (default: go on)."),
+]
 MaxPixelsOpt = Annotated[
     int,
     typer.Option("--max-pixels", min=1, help="Refuse .aec files declaring more pixels than this."),
 ]
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    err.print(Text.assemble(("error:", "red"), " ", _one_line(message)), soft_wrap=True)
+
+
+def _warn(message: str) -> None:
+    err.print(Text.assemble(("warning:", "yellow"), " ", _one_line(message)), soft_wrap=True)
+
+
+def _describe_failure(source: str, exc: BaseException) -> str:
+    """One line naming the input: the library's message, or the type of an unexpected error."""
+    name = "<stdin>" if source == STDIO else source
+    if isinstance(exc, AecError):
+        msg = _one_line(str(exc))
+        return msg if msg.startswith((source + ":", name + ":")) else f"{name}: {msg}"
+    return f"{name}: internal error: {type(exc).__name__}: {_one_line(str(exc))}"
+
+
+@contextlib.contextmanager
+def _guard() -> Iterator[None]:
+    """Turn what escapes a command into one line and an exit code, never a traceback."""
+    try:
+        yield
+    except (typer.Exit, click.exceptions.Exit, click.ClickException, click.Abort):
+        raise
+    except KeyboardInterrupt:
+        # Outputs are written to a temporary file and renamed: nothing partial is left.
+        err.print("interrupted", soft_wrap=True)
+        raise typer.Exit(130) from None
+    except AecError as e:
+        _fail(str(e))
+        raise typer.Exit(1) from None
+    except Exception as e:
+        _fail(f"internal error: {type(e).__name__}: {e}")
+        raise typer.Exit(1) from None
 
 
 def _open_codec(device: str, model: Path | None) -> Codec:
     dev = resolve_device(device)
     ckpt = load_checkpoint(model)
-    err.print(f"model {ckpt.model_id} ({ckpt.fingerprint.hex()}) on {describe(dev)}")
+    err.print(
+        f"model {ckpt.model_id} ({ckpt.fingerprint.hex()}) on {describe(dev)}", soft_wrap=True
+    )
     return Codec(ckpt, dev)
 
 
-def _run_batch(inputs: list[str], targets: list[str], job) -> list:
-    """Run job(source, target) for each input; report failures by name, keep going."""
+def _run_batch(
+    inputs: list[str], targets: list[str], job: Callable, fail_fast: bool = False
+) -> tuple[list, bool]:
+    """Run job(source, target) for each input; report failures by name.
+
+    Keeps going after a failure unless fail_fast. Returns (reports of the inputs that worked,
+    whether any failed). Ctrl-C propagates (to _guard); any other error only fails its input.
+    """
     reports, failed = [], 0
-    for source, target in zip(inputs, targets, strict=True):
+    for i, (source, target) in enumerate(zip(inputs, targets, strict=True)):
         try:
             reports.append(job(source, target))
-        except AecError as e:
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as e:  # noqa: B036 -- Rust panics (pyo3) derive from BaseException
             failed += 1
-            msg = str(e)
-            _fail(msg if msg.startswith(source) else f"{source}: {msg}")
-    if failed:
-        err.print(f"{failed} of {len(inputs)} inputs failed")
-    return reports if not failed else reports + [None]
+            _fail(_describe_failure(source, e))
+            if fail_fast:
+                left = len(inputs) - i - 1
+                if left:
+                    err.print(
+                        f"stopped at the first failure (--fail-fast): {left} of {len(inputs)} "
+                        "inputs not processed",
+                        soft_wrap=True,
+                    )
+                return reports, True
+    if failed and len(inputs) > 1:
+        err.print(f"{failed} of {len(inputs)} inputs failed", soft_wrap=True)
+    return reports, failed > 0
 
 
 @app.command()
@@ -103,31 +176,31 @@ def encode(
     device: DeviceOpt = "auto",
     model: ModelOpt = None,
     force: ForceOpt = False,
+    fail_fast: FailFastOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Compress images to .aec files and report size, ratios, bpp, PSNR and MS-SSIM."""
-    try:
+    with _guard():
         targets = output_paths(inputs, output, ".aec")
         codec = _open_codec(device, model)
-    except AecError as e:
-        _fail(str(e))
-        raise typer.Exit(1) from None
-    reports = _run_batch(inputs, targets, lambda s, t: encode_one(codec, s, t, quality, force))
-    good = [r for r in reports if r is not None]
-    for r in good:
-        for w in r.warnings:
-            err.print(f"[yellow]warning:[/yellow] {r.input}: {w}")
-    # With the .aec data on stdout, the report must go to stderr.
-    console = err if STDOUT in targets else out
-    if as_json:
-        console.print_json(json.dumps([r.to_dict() for r in good]))
-    elif good:
-        console.print(_encode_table(good))
-    if len(good) != len(reports):
+        protect = input_ids(inputs)
+        good, failed = _run_batch(
+            inputs,
+            targets,
+            lambda s, t: encode_one(codec, s, t, quality, force, protect),
+            fail_fast,
+        )
+        for r in good:
+            for w in r.warnings:
+                _warn(f"{r.input}: {w}")
+        # With the .aec data on stdout, the report must go to stderr.
+        console = err if STDIO in targets else out
+        if as_json:
+            console.print_json(json.dumps([r.to_dict() for r in good]))
+        elif good:
+            console.print(_encode_table(good))
+    if failed:
         raise typer.Exit(1)
-
-
-STDOUT = "-"
 
 
 def _encode_table(reports) -> Table:
@@ -138,7 +211,7 @@ def _encode_table(reports) -> Table:
         t.add_column(col, justify="left" if left else "right", overflow="fold", no_wrap=not left)
     for r in reports:
         t.add_row(
-            r.output, f"{r.width}x{r.height} {r.mode}", f"{r.quality:g}",
+            Text(r.output), f"{r.width}x{r.height} {r.mode}", f"{r.quality:g}",
             f"{r.input_bytes:,}", f"{r.output_bytes:,}", f"{r.ratio_raw:.1f}",
             f"{r.ratio_input:.2f}", f"{r.bpp:.3f}", f"{r.psnr:.2f}", f"{r.ms_ssim:.4f}",
             f"{r.seconds:.2f}",
@@ -161,24 +234,28 @@ def decode(
     device: DeviceOpt = "auto",
     model: ModelOpt = None,
     force: ForceOpt = False,
+    fail_fast: FailFastOpt = False,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Decode .aec files back to images in their original size and colour mode."""
-    try:
+    with _guard():
         targets = output_paths(inputs, output, ".png")
         codec = _open_codec(device, model)
-    except AecError as e:
-        _fail(str(e))
-        raise typer.Exit(1) from None
-    reports = _run_batch(inputs, targets, lambda s, t: decode_one(codec, s, t, force, max_pixels))
-    good = [r for r in reports if r is not None]
-    if STDOUT not in targets:
-        for r in good:
-            out.print(
-                f"{r.input} -> {r.output}  {r.width}x{r.height} {r.mode}  "
-                f"{r.output_bytes:,} B  {r.seconds:.2f} s"
-            )
-    if len(good) != len(reports):
+        protect = input_ids(inputs)
+        good, failed = _run_batch(
+            inputs,
+            targets,
+            lambda s, t: decode_one(codec, s, t, force, max_pixels, protect),
+            fail_fast,
+        )
+        if STDIO not in targets:
+            for r in good:
+                out.print(
+                    f"{r.input} -> {r.output}  {r.width}x{r.height} {r.mode}  "
+                    f"{r.output_bytes:,} B  {r.seconds:.2f} s",
+                    soft_wrap=True,
+                )
+    if failed:
         raise typer.Exit(1)
 
 
@@ -189,20 +266,25 @@ def info(
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Show what an .aec file's header says (model, size, mode, quality, streams) and its bpp."""
-    reports = _run_batch(files, files, lambda s, _t: info_one(s, max_pixels))
-    good = [r for r in reports if r is not None]
-    if as_json:
-        out.print_json(json.dumps([r.to_dict() for r in good]))
-    else:
-        for r in good:
-            out.print(
-                f"{r.file}: .aec v{r.format_version}, model {r.model_id} ({r.fingerprint}), "
-                f"{r.width}x{r.height} {r.mode}, quality {r.quality:g}, {r.file_bytes:,} bytes "
-                f"(z {r.z_bytes:,}, y {r.y_bytes:,}, alpha {r.alpha_bytes:,}, "
-                f"palette {r.palette_bytes:,}, icc {r.icc_bytes:,}), {r.bpp:.4f} bpp"
-            )
-    if len(good) != len(reports):
+    with _guard():
+        good, failed = _run_batch(files, files, lambda s, _t: info_one(s, max_pixels))
+        if as_json:
+            out.print_json(json.dumps([r.to_dict() for r in good]))
+        else:
+            for r in good:
+                out.print(
+                    f"{r.file}: .aec v{r.format_version}, model {r.model_id} ({r.fingerprint}), "
+                    f"{r.width}x{r.height} {r.mode}, quality {r.quality:g}, "
+                    f"{r.file_bytes:,} bytes (z {r.z_bytes:,}, y {r.y_bytes:,}, "
+                    f"alpha {r.alpha_bytes:,}, palette {r.palette_bytes:,}, "
+                    f"icc {r.icc_bytes:,}), {r.bpp:.4f} bpp",
+                    soft_wrap=True,
+                )
+    if failed:
         raise typer.Exit(1)
+
+
+app.command()(bench)
 
 
 def _version(value: bool) -> None:
@@ -270,7 +352,7 @@ def train(
         raise typer.Exit(2)
     try:
         paths = find_images(data)
-        images = load_patches(paths, patch_size, warn=lambda m: err.print(f"warning: {m}"))
+        images = load_patches(paths, patch_size, warn=_warn)
     except AecError as e:
         _fail(str(e))
         raise typer.Exit(1) from None

@@ -97,7 +97,11 @@ class TableCoder:
         ids = np.asarray(ids, dtype=np.int64).ravel()
         if len(data) % 4:
             raise FormatError("entropy-coded stream length is not a multiple of 4")
-        coder = AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+        words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+        if len(words) and words[-1] == 0:
+            # The coder never writes a final zero word, and constriction refuses one.
+            raise FormatError("entropy-coded stream ends in a zero word: the file is corrupt")
+        coder = AnsCoder(words)
         order = np.argsort(ids, kind="stable")
         table_ids, starts = np.unique(ids[order], return_index=True)
         bounds = np.append(starts, len(order))

@@ -128,6 +128,8 @@ def _open_and_load(stream: BinaryIO, name: str) -> tuple[Image.Image, list[str]]
         with _warnings.catch_warnings(record=True) as caught:
             _warnings.simplefilter("always", Image.DecompressionBombWarning)
             image = Image.open(stream)
+            if _samples_reduced_to_8_bit(image):
+                notes.append("reduced 16-bit samples to 8-bit")
             image.load()
         for warning in caught:
             if issubclass(warning.category, Image.DecompressionBombWarning):
@@ -137,6 +139,20 @@ def _open_and_load(stream: BinaryIO, name: str) -> tuple[Image.Image, list[str]]
     except Exception as exc:  # Pillow signals bad input with many exception types
         raise ImageError(f"{name}: not a readable image ({_reason(exc)})") from exc
     return image, notes
+
+
+def _samples_reduced_to_8_bit(image: Image.Image) -> bool:
+    """Whether Pillow will silently drop the low byte of 16-bit samples while loading (it does
+    so for 16-bit RGB/RGBA PNGs, whose mode is plain RGB/RGBA). Checked before load(), which
+    clears the tile list."""
+    if image.mode in _SIXTEEN_BIT_MODES:
+        return False  # reported when converted to 8-bit gray
+    for tile in getattr(image, "tile", None) or []:
+        args = tile[3] if len(tile) > 3 else None
+        raw = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(raw, str) and ";16" in raw:
+            return True
+    return False
 
 
 def _palette_bytes(image: Image.Image, indices: np.ndarray) -> bytes:

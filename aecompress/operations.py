@@ -6,16 +6,21 @@ as AecError subclasses and turned into exit codes there.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from . import container
 from .codec import Codec
-from .errors import AecError
+from .errors import AecError, ImageError
 from .fileio import check_writable, write_output, write_stdout
 from .imageio import image_format_for, load_image, restore_image, save_image
 from .metrics import ms_ssim, psnr
@@ -81,18 +86,44 @@ class InfoReport:
         return asdict(self)
 
 
-def read_input(name: str) -> bytes:
-    if name == STDIO:
-        return sys.stdin.buffer.read()
+SNIFF_BYTES = len(container.MAGIC)  # what read_input shows its `sniff` before reading on
+
+
+def _open_input(name: str) -> contextlib.AbstractContextManager[BinaryIO]:
+    if name == STDIO:  # read it, but leave sys.stdin open
+        return contextlib.nullcontext(sys.stdin.buffer)
     path = Path(name)
     if not path.exists():
         raise AecError(f"{name}: no such file")
     if path.is_dir():
         raise AecError(f"{name}: is a directory")
     try:
-        return path.read_bytes()
+        return open(path, "rb")
     except OSError as e:
-        raise AecError(f"{name}: cannot read ({e.strerror})") from e
+        raise AecError(f"{name}: cannot read ({e.strerror or e})") from e
+
+
+def read_input(name: str, sniff: Callable[[bytes], None] | None = None) -> bytes:
+    """Read a whole input file ('-' = stdin); every failure is an AecError naming it.
+
+    `sniff`, if given, sees the first few bytes before the rest is read and raises to refuse
+    the input early, so that an endless stream (/dev/zero, a pipe) of the wrong kind is
+    never read into memory.
+    """
+    with _open_input(name) as f:
+        try:
+            head = f.read(SNIFF_BYTES)
+            if sniff is not None:
+                sniff(head)
+            return head + f.read()
+        except OSError as e:
+            raise AecError(f"{name}: cannot read ({e.strerror or e})") from e
+
+
+def _sniff_aec(head: bytes) -> None:
+    """Refuse at once what cannot be an .aec file, with the container's own message."""
+    if head != container.MAGIC:
+        container.unpack(head)  # raises FormatError: empty, not an .aec file or truncated
 
 
 def output_paths(inputs: list[str], output: str | None, suffix: str) -> list[str]:
@@ -108,32 +139,98 @@ def output_paths(inputs: list[str], output: str | None, suffix: str) -> list[str
     if output == STDIO:
         raise AecError("'-o -' (standard output) can only be used with a single input")
     if output is None:
-        return [str(Path(p).with_suffix(suffix)) for p in inputs]
-    out_dir = Path(output)
-    if not out_dir.is_dir():
-        raise AecError(f"{output}: with several inputs, -o must be an existing directory")
-    names = [Path(p).with_suffix(suffix).name for p in inputs]
-    if len(set(names)) != len(names):
-        raise AecError("several inputs would write the same output name in " + output)
-    return [str(out_dir / n) for n in names]
+        targets = [str(Path(p).with_suffix(suffix)) for p in inputs]
+    else:
+        out_dir = Path(output)
+        if not out_dir.is_dir():
+            raise AecError(f"{output}: with several inputs, -o must be an existing directory")
+        targets = [str(out_dir / Path(p).with_suffix(suffix).name) for p in inputs]
+    seen: dict[str, str] = {}
+    for target in targets:
+        key = os.path.normcase(os.path.abspath(target))
+        if key in seen:
+            raise AecError(f"several inputs would write the same output file {target}")
+        seen[key] = target
+    return targets
 
 
-def _prepare_output(target: str, force: bool, source: str) -> None:
-    if target != STDIO:
-        check_writable(Path(target), force, [Path(source)] if source != STDIO else [])
+def input_ids(names: Iterable[str]) -> frozenset[tuple[int, int]]:
+    """(device, inode) of every input that is a regular file ('-': stdin, if redirected from one).
+
+    Computed once per batch, so that no output may replace any input of the batch.
+    """
+    ids = set()
+    for name in names:
+        try:
+            st = os.fstat(sys.stdin.fileno()) if name == STDIO else os.stat(name)
+        except (AttributeError, OSError, ValueError):  # no such file, or no real stdin
+            continue
+        if stat.S_ISREG(st.st_mode):
+            ids.add((st.st_dev, st.st_ino))
+    return frozenset(ids)
+
+
+def _prepare_output(
+    target: str, force: bool, source: str, protect: frozenset[tuple[int, int]]
+) -> None:
+    """Refuse a target that exists (without --force) or that is an input, even with --force."""
+    if target == STDIO:
+        return
+    check_writable(Path(target), force, [Path(source)] if source != STDIO else [])
+    try:
+        st = os.stat(target)
+    except OSError:
+        return
+    if (st.st_dev, st.st_ino) in protect | input_ids([source]):
+        raise AecError(f"refusing to overwrite the input file {target}")
 
 
 def _emit(target: str, data: bytes, force: bool) -> None:
     if target == STDIO:
-        write_stdout(data)
+        try:
+            write_stdout(data)
+        except OSError as e:  # e.g. a closed pipe (`| head`)
+            raise AecError(f"cannot write to standard output ({e.strerror or e})") from e
     else:
         write_output(Path(target), data, force)
 
 
-def encode_one(codec: Codec, source: str, target: str, quality: float, force: bool) -> EncodeReport:
-    _prepare_output(target, force, source)
+def _load_source_image(source: str):
+    """The input image and its size in bytes.
+
+    Pillow reads a file by path itself, so a device such as /dev/zero costs only the few bytes
+    needed to refuse it; standard input and pipes are read whole first.
+    """
+    if source != STDIO:
+        try:
+            st = os.stat(source)
+        except OSError as e:
+            raise AecError(f"{source}: cannot read ({e.strerror or e})") from e
+        if stat.S_ISDIR(st.st_mode):
+            raise AecError(f"{source}: is a directory")
+        if not stat.S_ISFIFO(st.st_mode):
+            return load_image(Path(source)), st.st_size
     raw = read_input(source)
-    image = load_image(raw if source == STDIO else Path(source))
+    try:
+        return load_image(raw), len(raw)
+    except ImageError as e:  # name the input, not "<bytes>"
+        shown = "<stdin>" if source == STDIO else source
+        raise ImageError(str(e).replace("<bytes>", shown, 1)) from e
+
+
+def encode_one(
+    codec: Codec,
+    source: str,
+    target: str,
+    quality: float,
+    force: bool,
+    protect: frozenset[tuple[int, int]] = frozenset(),
+) -> EncodeReport:
+    """Compress one image file to one .aec file; `protect`: input_ids() of the whole batch."""
+    if source != STDIO and not Path(source).exists():
+        raise AecError(f"{source}: no such file")
+    _prepare_output(target, force, source, protect)
+    image, input_bytes = _load_source_image(source)
     t0 = time.perf_counter()
     encoded = codec.encode(image, quality)
     seconds = time.perf_counter() - t0
@@ -149,11 +246,11 @@ def encode_one(codec: Codec, source: str, target: str, quality: float, force: bo
         height=image.height,
         mode=image.mode.name,
         quality=encoded.header.quality,
-        input_bytes=len(raw),
+        input_bytes=input_bytes,
         output_bytes=n,
         bpp=n * 8 / pixels,
         ratio_raw=pixels * 3 / n,
-        ratio_input=len(raw) / n,
+        ratio_input=input_bytes / n,
         psnr=psnr(image.rgb, decoded_rgb),
         ms_ssim=ms_ssim(image.rgb, decoded_rgb),
         seconds=seconds,
@@ -162,11 +259,19 @@ def encode_one(codec: Codec, source: str, target: str, quality: float, force: bo
 
 
 def decode_one(
-    codec: Codec, source: str, target: str, force: bool, max_pixels: int
+    codec: Codec,
+    source: str,
+    target: str,
+    force: bool,
+    max_pixels: int,
+    protect: frozenset[tuple[int, int]] = frozenset(),
 ) -> DecodeReport:
-    _prepare_output(target, force, source)
+    """Decode one .aec file to one image file; `protect`: input_ids() of the whole batch."""
+    if source != STDIO and not Path(source).exists():
+        raise AecError(f"{source}: no such file")
+    _prepare_output(target, force, source, protect)
     fmt = "PNG" if target == STDIO else image_format_for(Path(target))
-    data = read_input(source)
+    data = read_input(source, sniff=_sniff_aec)
     t0 = time.perf_counter()
     decoded = codec.decode(data, max_pixels=max_pixels)
     seconds = time.perf_counter() - t0
@@ -185,7 +290,7 @@ def decode_one(
 
 
 def info_one(source: str, max_pixels: int) -> InfoReport:
-    data = read_input(source)
+    data = read_input(source, sniff=_sniff_aec)
     header, streams = container.unpack(data, max_pixels=max_pixels)
     return InfoReport(
         file=source,

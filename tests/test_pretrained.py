@@ -1,0 +1,85 @@
+"""The shipped model: it loads offline, fits the size budget, and behaves like a codec should on
+the sample photo (rate and quality rise with the knob, estimates match, decoding is exact)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from aecompress import container
+from aecompress.checkpoint import default_model_path, load_checkpoint
+from aecompress.codec import Codec
+from aecompress.imageio import load_image
+from aecompress.metrics import psnr
+
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "grace_hopper.png"
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    return Codec(load_checkpoint())
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_image(SAMPLE)
+
+
+def test_shipped_model_is_small_and_complete():
+    path = default_model_path()
+    assert path.stat().st_size <= 16 * 2**20
+    ckpt = load_checkpoint(path)
+    assert ckpt.provenance.get("command", "").startswith("aecompress train")
+    assert len(ckpt.y_tables) == ckpt.config.num_scales
+    assert len(ckpt.z_tables) == ckpt.config.Nh
+
+
+def test_quality_knob_trades_rate_for_distortion(codec, sample):
+    points = []
+    for q in (1, 10, 50, 90, 100):
+        enc = codec.encode(sample, q)
+        points.append((len(enc.data), psnr(sample.rgb, enc.rgb)))
+    sizes, psnrs = zip(*points, strict=True)
+    assert list(sizes) == sorted(sizes)
+    assert list(psnrs) == sorted(psnrs)
+
+
+def test_decode_is_exact_and_estimate_is_tight(codec, sample):
+    enc = codec.encode(sample, 60)
+    assert np.array_equal(codec.decode(enc.data).rgb, enc.rgb)
+    _, streams = container.unpack(enc.data)
+    assert abs(len(streams.y) * 8 - enc.bits_y_estimate) <= 0.01 * enc.bits_y_estimate + 64
+    assert abs(len(streams.z) * 8 - enc.bits_z_estimate) <= 0.01 * enc.bits_z_estimate + 64
+
+
+def test_beats_jpeg_at_equal_rate_on_the_sample(codec, sample):
+    enc = codec.encode(sample, 50)
+    bpp = len(enc.data) * 8 / (sample.width * sample.height)
+    for q in range(5, 100):
+        buf = io.BytesIO()
+        Image.fromarray(sample.rgb).save(buf, "JPEG", quality=q, optimize=True)
+        if len(buf.getvalue()) * 8 / (sample.width * sample.height) >= bpp:
+            break
+    jpeg = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    assert psnr(sample.rgb, enc.rgb) > psnr(sample.rgb, jpeg)
+
+
+def test_symbols_identical_across_threads_and_layouts(sample):
+    ckpt = load_checkpoint()
+    data = Codec(ckpt).encode(sample, 75).data
+    before = torch.get_num_threads()
+    decoded = []
+    try:
+        for threads, channels_last in ((1, False), (2, True)):
+            torch.set_num_threads(threads)
+            _, _, z_hat, sym, _ = Codec(ckpt, channels_last=channels_last).decode_symbols(data)
+            decoded.append((z_hat, sym))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(decoded[0][0], decoded[1][0])
+    assert torch.equal(decoded[0][1], decoded[1][1])
