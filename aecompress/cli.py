@@ -26,6 +26,7 @@ from .container import DEFAULT_MAX_PIXELS
 from .device import DEVICE_CHOICES, describe, resolve_device
 from .errors import AecError
 from .operations import STDIO, decode_one, encode_one, info_one, input_ids, output_paths
+from .target import Target, parse_size
 
 app = typer.Typer(
     add_completion=False,
@@ -168,26 +169,65 @@ def encode(
         ),
     ] = None,
     quality: Annotated[
-        float,
+        float | None,
         typer.Option(
-            "-q", "--quality", min=1, max=100, help="1 (smallest) to 100 (best); fractions allowed."
+            "-q",
+            "--quality",
+            min=1,
+            max=100,
+            help="1 (smallest) to 100 (best); fractions allowed. [default: 75]",
         ),
-    ] = 75.0,
+    ] = None,
+    target_size: Annotated[
+        str | None,
+        typer.Option(
+            "--target-size", help="Largest file that fits this size, e.g. 60KB, 1.5MB, 900."
+        ),
+    ] = None,
+    target_bpp: Annotated[
+        float | None,
+        typer.Option("--target-bpp", min=0, help="Largest file within this many bits per pixel."),
+    ] = None,
+    target_psnr: Annotated[
+        float | None,
+        typer.Option("--target-psnr", min=0, help="Smallest file reaching this PSNR (dB)."),
+    ] = None,
     device: DeviceOpt = "auto",
     model: ModelOpt = None,
     force: ForceOpt = False,
     fail_fast: FailFastOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Compress images to .aec files and report size, ratios, bpp, PSNR and MS-SSIM."""
+    """Compress images to .aec files and report size, ratios, bpp, PSNR and MS-SSIM.
+
+    Use -q for a fixed quality, or one of the --target-* options to let aecompress search the
+    quality that meets a file size, a bpp or a PSNR (the chosen quality is reported)."""
+    given = [o for o, v in (("--quality", quality), ("--target-size", target_size),
+                            ("--target-bpp", target_bpp), ("--target-psnr", target_psnr))
+             if v is not None]  # fmt: skip
+    if len(given) > 1:
+        err.print(f"error: {' and '.join(given)} cannot be used together")
+        raise typer.Exit(2)
+    goal = None
+    if target_size is not None:
+        try:
+            goal = Target("bytes", parse_size(target_size))
+        except AecError as e:
+            err.print(f"error: --target-size: {e}")
+            raise typer.Exit(2) from None
     with _guard():
+        if target_bpp is not None:
+            goal = Target("bpp", target_bpp)
+        elif target_psnr is not None:
+            goal = Target("psnr", target_psnr)
+        quality = 75.0 if quality is None else quality
         targets = output_paths(inputs, output, ".aec")
         codec = _open_codec(device, model)
         protect = input_ids(inputs)
         good, failed = _run_batch(
             inputs,
             targets,
-            lambda s, t: encode_one(codec, s, t, quality, force, protect),
+            lambda s, t: encode_one(codec, s, t, quality, force, protect, goal),
             fail_fast,
         )
         for r in good:

@@ -28,7 +28,7 @@ PAD_MULTIPLE = 64  # g_a and h_a downsample by 2^6 in all
 class EncodedImage:
     data: bytes  # the whole .aec file
     header: Header
-    rgb: np.ndarray  # H×W×3 uint8, the RGB pixels `decode` will return
+    rgb: np.ndarray | None  # H×W×3 uint8, the RGB pixels `decode` will return
     bits_z_estimate: float  # ideal bits of the z stream under the integer tables
     bits_y_estimate: float  # ideal bits of the y stream
 
@@ -102,14 +102,28 @@ class Codec:
 
     # ----- encode -----------------------------------------------------------------------------
     @torch.inference_mode()
-    def encode(self, image: SourceImage, quality: float) -> EncodedImage:
-        centi = quality_to_centi(quality)
-        q = centi / 100
-        h, w = image.rgb.shape[:2]
+    def analyse(self, image: SourceImage) -> torch.Tensor:
+        """The analysis transform alone: ungained y, 1×M×H'/16×W'/16 on the device (H', W' padded
+        to multiples of 64). Every quality is encoded from this one result."""
         x = torch.from_numpy(np.array(image.rgb, dtype=np.uint8)).permute(2, 0, 1).unsqueeze(0)
         x = x.to(self.device, torch.float32).div(255)
         x = pad_to_multiple(x).contiguous(memory_format=self.memory_format)
-        y = self.model.analysis(x, q)  # 1×M×H/16×W/16, gained
+        return self.model.g_a(x)
+
+    @torch.inference_mode()
+    def encode(self, image: SourceImage, quality: float) -> EncodedImage:
+        return self.encode_analysed(image, self.analyse(image), quality)
+
+    @torch.inference_mode()
+    def encode_analysed(
+        self, image: SourceImage, y_raw: torch.Tensor, quality: float, reconstruct: bool = True
+    ) -> EncodedImage:
+        """Encode from `analyse`'s output. reconstruct=False skips g_s (rgb is then None): what
+        a search over file sizes needs."""
+        centi = quality_to_centi(quality)
+        q = centi / 100
+        h, w = image.rgb.shape[:2]
+        y = self.model.apply_gain(y_raw, q)  # 1×M×H/16×W/16, gained
         z_hat = torch.round(self.model.h_a(y)).to("cpu", torch.int64)  # 1×Nh×H/64×W/64
         mu, indexes = self._prior(z_hat)
         sym = torch.round(y - mu).to("cpu", torch.int64)  # residuals, coded exactly
@@ -129,7 +143,9 @@ class Codec:
             mode=image.mode,
             quality_centi=centi,
         )
-        rgb = gray_if_needed(self._reconstruct(sym, mu, q, h, w), image.mode)
+        rgb = None
+        if reconstruct:
+            rgb = gray_if_needed(self._reconstruct(sym, mu, q, h, w), image.mode)
         return EncodedImage(
             data=container.pack(header, streams),
             header=header,

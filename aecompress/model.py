@@ -162,10 +162,14 @@ class HyperpriorModel(nn.Module):
     # ----- run-time pieces (the codec drives these) ----------------------------------------
     def analysis(self, x: torch.Tensor, quality: float) -> torch.Tensor:
         """x: 1×3×H×W in [0, 1] → gained latent y_g, 1×M×H/16×W/16."""
-        gain, _ = self.gains(
-            quality_to_position(quality, self.config.levels).reshape(1).to(x.device)
-        )
-        return self.g_a(x) * gain[:, :, None, None]
+        return self.apply_gain(self.g_a(x), quality)
+
+    def apply_gain(self, y: torch.Tensor, quality: float) -> torch.Tensor:
+        """Ungained y (1×M×h×w, g_a's output) → y_g for this quality. Lets a quality search
+        reuse one run of g_a."""
+        pos = quality_to_position(quality, self.config.levels).reshape(1).to(y.device)
+        gain, _ = self.gains(pos)
+        return y * gain[:, :, None, None]
 
     def synthesis(self, y_hat: torch.Tensor, quality: float) -> torch.Tensor:
         """Gained y_hat 1×M×h×w → reconstruction 1×3×16h×16w (float, unclamped)."""

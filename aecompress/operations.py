@@ -24,6 +24,7 @@ from .errors import AecError, ImageError
 from .fileio import check_writable, write_output, write_stdout
 from .imageio import image_format_for, load_image, restore_image, save_image
 from .metrics import ms_ssim, psnr
+from .target import Target, encode_to_target
 
 STDIO = "-"
 
@@ -225,14 +226,20 @@ def encode_one(
     quality: float,
     force: bool,
     protect: frozenset[tuple[int, int]] = frozenset(),
+    goal: Target | None = None,
 ) -> EncodeReport:
-    """Compress one image file to one .aec file; `protect`: input_ids() of the whole batch."""
+    """Compress one image file to one .aec file; `protect`: input_ids() of the whole batch.
+
+    With a `goal` (size, bpp or PSNR), the quality is searched for and `quality` is ignored."""
     if source != STDIO and not Path(source).exists():
         raise AecError(f"{source}: no such file")
     _prepare_output(target, force, source, protect)
     image, input_bytes = _load_source_image(source)
     t0 = time.perf_counter()
-    encoded = codec.encode(image, quality)
+    if goal is None:
+        encoded = codec.encode(image, quality)
+    else:
+        encoded = encode_to_target(codec, image, goal).encoded
     seconds = time.perf_counter() - t0
     restored = restore_image(encoded.rgb, image.mode, image.alpha, image.palette)
     decoded_rgb = np.asarray(restored.convert("RGB"))

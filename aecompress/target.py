@@ -1,0 +1,104 @@
+"""Encoding to a target instead of a quality: a file size, a bpp or a PSNR.
+
+The quality knob is continuous (stored to 1/100), and rate and PSNR rise with it, so a bisection
+over the integer hundredths finds the best quality that meets the target. g_a runs once: every
+candidate starts from its output (Codec.analyse), and size targets skip g_s entirely.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from .codec import Codec, EncodedImage
+from .errors import AecError
+from .imageio import SourceImage
+from .metrics import psnr
+
+_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(b|kb|kib|mb|mib)?\s*$", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2}
+
+
+class TargetError(AecError):
+    """The requested target cannot be met (or was malformed)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: Literal["bytes", "bpp", "psnr"]
+    value: float
+
+    def describe(self) -> str:
+        unit = {"bytes": " bytes", "bpp": " bpp", "psnr": " dB PSNR"}[self.kind]
+        return f"{self.value:g}{unit}"
+
+
+def parse_size(text: str) -> int:
+    """'60KB' → 60000, '1.5MiB' → 1572864, '900' → 900 bytes (KB = 1000, KiB = 1024)."""
+    m = _SIZE.match(text)
+    if not m:
+        raise TargetError(f"cannot read the size {text!r} (examples: 60KB, 1.5MB, 900)")
+    return int(float(m.group(1)) * _UNITS[(m.group(2) or "b").lower()])
+
+
+@dataclass
+class TargetResult:
+    encoded: EncodedImage
+    quality: float
+    trials: int
+
+
+def encode_to_target(codec: Codec, image: SourceImage, target: Target) -> TargetResult:
+    """Largest quality whose file fits a size/bpp target, or smallest whose PSNR meets it."""
+    y_raw = codec.analyse(image)
+    pixels = image.width * image.height
+    trials = 0
+
+    def meets(centi: int) -> tuple[bool, EncodedImage]:
+        nonlocal trials
+        trials += 1
+        need_rgb = target.kind == "psnr"
+        enc = codec.encode_analysed(image, y_raw, centi / 100, reconstruct=need_rgb)
+        if target.kind == "bytes":
+            return len(enc.data) <= target.value, enc
+        if target.kind == "bpp":
+            return len(enc.data) * 8 / pixels <= target.value, enc
+        return psnr(image.rgb, enc.rgb) >= target.value, enc
+
+    lo, hi = 100, 10000  # quality in hundredths
+    if target.kind == "psnr":
+        ok, enc = meets(hi)
+        if not ok:
+            best = psnr(image.rgb, enc.rgb)
+            raise TargetError(f"cannot reach {target.describe()}: quality 100 gives {best:.2f} dB")
+        # Invariant: hi meets the target; find the smallest quality that does.
+        if meets(lo)[0]:
+            return _finish(codec, image, y_raw, lo, trials)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if meets(mid)[0]:
+                hi = mid
+            else:
+                lo = mid
+        return _finish(codec, image, y_raw, hi, trials)
+    ok, enc = meets(lo)
+    if not ok:
+        raise TargetError(
+            f"cannot meet {target.describe()}: the smallest file (quality 1) is "
+            f"{len(enc.data):,} bytes ({len(enc.data) * 8 / pixels:.4f} bpp)"
+        )
+    if meets(hi)[0]:
+        return _finish(codec, image, y_raw, hi, trials)
+    # Invariant: lo meets the target, hi does not; find the largest quality that does.
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if meets(mid)[0]:
+            lo = mid
+        else:
+            hi = mid
+    return _finish(codec, image, y_raw, lo, trials)
+
+
+def _finish(codec: Codec, image: SourceImage, y_raw, centi: int, trials: int) -> TargetResult:
+    return TargetResult(codec.encode_analysed(image, y_raw, centi / 100), centi / 100, trials)
