@@ -349,79 +349,159 @@ def main() -> None:
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: Annotated[
-        list[Path], typer.Argument(help="Training images: files or folders (searched recursively).")
+        list[Path],
+        typer.Argument(
+            help="Training images: files or folders, searched recursively (PNG, JPEG, WebP, ...).",
+            show_default=False,
+        ),
     ],
     out_dir: Annotated[
-        Path, typer.Option("--out", help="Run directory: training state and the exported model.")
+        Path,
+        typer.Option(
+            "--out",
+            help="Run directory: state.pt (resumable), train.log, best.pt; at the end model.pt "
+            "and MODEL_CARD.md.",
+            file_okay=False,
+        ),
     ],
-    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps in all.")] = 9000,
-    batch_size: Annotated[int, typer.Option(min=1, help="Crops per step.")] = 8,
+    steps: Annotated[
+        int, typer.Option(min=1, help="Optimizer steps in all (with --resume: may extend the run).")
+    ] = 9000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Random crops per step.")] = 8,
     patch_size: Annotated[
-        int, typer.Option(min=64, help="Crop side in pixels (a multiple of 64).")
+        int, typer.Option(min=64, help="Crop side in pixels, a multiple of 64.")
     ] = 128,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (Adam).")] = 3e-4,
+    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (Adam).")] = 3e-4,
     lr_final: Annotated[
-        float, typer.Option(help="Learning rate at the end of the cosine decay.")
+        float, typer.Option(min=0.0, help="Learning rate at the end of the cosine decay.")
     ] = 1e-5,
-    seed: Annotated[int, typer.Option(help="Seed for initialisation, crops and qualities.")] = 0,
-    n: Annotated[int, typer.Option("--N", help="Channels inside g_a / g_s.")] = 64,
-    m: Annotated[int, typer.Option("--M", help="Channels of the latent y.")] = 160,
-    nh: Annotated[int, typer.Option("--Nh", help="Channels of the hyperprior and z.")] = 64,
-    resume: Annotated[
-        Path | None, typer.Option(help="Continue a run exactly from its state.pt.")
+    warmup: Annotated[
+        int, typer.Option(min=0, help="Steps of linear warm-up before the cosine decay.")
+    ] = 200,
+    seed: Annotated[
+        int, typer.Option(help="Seed for initialisation, crops, qualities, noise.")
+    ] = 0,
+    n: Annotated[int, typer.Option("--N", min=1, help="Channels inside g_a / g_s.")] = 64,
+    m: Annotated[int, typer.Option("--M", min=1, help="Channels of the latent y.")] = 160,
+    nh: Annotated[int, typer.Option("--Nh", min=1, help="Channels of the hyperprior and z.")] = 64,
+    valid: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--valid",
+            help="Validation images (file or folder, repeatable), encoded and decoded through "
+            "the real codec at qualities 10, 50, 90; the weights with the best score "
+            "(mean of lambda·MSE + bpp) are exported.",
+            show_default=False,
+        ),
     ] = None,
+    valid_every: Annotated[
+        int, typer.Option(min=0, help="Validate every N steps (0: only the exported model).")
+    ] = 1000,
+    checkpoint_every: Annotated[
+        int, typer.Option(min=1, help="Write DIR/state.pt every N steps (and at the end).")
+    ] = 500,
+    log_every: Annotated[
+        int,
+        typer.Option(min=1, help="A line in DIR/train.log (and the figures shown) every N steps."),
+    ] = 50,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue a run exactly from its state.pt: model, optimizer, schedule, step, "
+            "RNG and data order.",
+            dir_okay=False,
+        ),
+    ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Fine-tune: start from the weights of a state.pt / best.pt or a shipped model "
+            "file, with a fresh optimizer and schedule.",
+            dir_okay=False,
+        ),
+    ] = None,
+    device: DeviceOpt = "auto",
+    bf16: Annotated[
+        bool,
+        typer.Option(
+            "--bf16",
+            help="bfloat16 autocast inside g_a and g_s (for CUDA); the layers at the latent "
+            "and every rate term stay float32.",
+        ),
+    ] = False,
     model_id: Annotated[
         str, typer.Option(help="Model id written into the checkpoint and every .aec file.")
     ] = "aec-hp-custom",
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Start over in a --out that holds a run.")
+    ] = False,
 ) -> None:
-    """Train a model on your own images (CPU), then export a checkpoint usable with --model."""
+    """Train a model on your own images (on CUDA when present), then export a checkpoint usable
+    with --model, and its model card. Ctrl-C saves the state; --resume continues the run."""
+    import shlex
     import sys
-    import time
 
-    import torch
-
-    from .checkpoint import save_checkpoint
-    from .export import export_trained
     from .model import ModelConfig
-    from .train import TrainConfig, find_images, load_patches
-    from .train import train as run_training
+    from .train import ConsoleReporter, TrainConfig, TrainOptions, TrainUsageError, run_training
 
-    if patch_size % 64:
-        err.print("error: --patch-size must be a multiple of 64")
-        raise typer.Exit(2)
-    try:
-        paths = find_images(data)
-        images = load_patches(paths, patch_size, warn=_warn)
-    except AecError as e:
-        _fail(str(e))
-        raise typer.Exit(1) from None
-    err.print(f"{len(images)} training images from {len(paths)} files")
-    cfg = TrainConfig(
-        steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, lr_final=lr_final,
-        seed=seed,
-    )  # fmt: skip
-    t0 = time.time()
-    model = run_training(
-        images,
-        out_dir,
-        ModelConfig(N=n, M=m, Nh=nh),
-        cfg,
-        resume=resume,
-        log=lambda s: err.print(
-            f"step {s.step}/{steps}  loss {s.loss:.3f}  bpp {s.bpp:.3f}  "
-            f"PSNR {s.psnr:.2f}  {s.steps_per_s:.2f} steps/s"
-        ),
-    )
-    provenance = {
-        "command": "aecompress " + " ".join(sys.argv[1:]),
-        "steps": str(steps),
-        "data": ", ".join(str(d) for d in data),
-        "images": str(len(images)),
-        "wall_seconds": f"{time.time() - t0:.0f}",
-        "device": f"cpu ({torch.get_num_threads()} threads)",
-        "torch": str(torch.__version__),
+    # Options the user set (Typer vendors its own click: compare the source by name).
+    given = {
+        name
+        for name in ctx.params
+        if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"
     }
-    ckpt = export_trained(model, images[:64], model_id, provenance)
-    save_checkpoint(ckpt, out_dir / "model.pt")
-    out.print(f"exported {out_dir / 'model.pt'} ({ckpt.model_id}, {ckpt.fingerprint.hex()})")
+    argv = sys.argv[1:]
+    if argv[:1] == ["train"] and Path(sys.argv[0]).name in ("aecompress", "__main__.py"):
+        command = shlex.join(["aecompress", *argv])
+    else:  # called in-process (tests, scripts): rebuild it from what was given
+        parts = ["aecompress", "train", *map(str, data)]
+        for p in ctx.command.params:
+            if p.param_type_name == "option" and p.name in given:
+                value = ctx.params[p.name]
+                if p.is_flag:
+                    parts += [p.opts[0]] if value else []
+                else:
+                    for v in value if p.multiple else [value]:
+                        parts += [p.opts[0], str(v)]
+        command = shlex.join(parts)
+    field_names = {"n": "N", "m": "M", "nh": "Nh"}
+    opts = TrainOptions(
+        data=list(data),
+        out_dir=out_dir,
+        config=TrainConfig(
+            steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, lr_final=lr_final,
+            warmup=warmup, seed=seed, checkpoint_every=checkpoint_every, log_every=log_every,
+            valid_every=valid_every,
+        ),
+        model_config=ModelConfig(N=n, M=m, Nh=nh),
+        valid=list(valid or []), resume=resume, init=init, device=device, bf16=bf16,
+        model_id=model_id, force=force, command=command,
+    )  # fmt: skip
+    with _guard():
+        try:
+            report = run_training(
+                opts,
+                given={field_names.get(g, g) for g in given},
+                reporter=ConsoleReporter(err),
+                warn=_warn,
+                note=lambda s: err.print(s, soft_wrap=True),
+            )
+        except TrainUsageError as e:
+            _fail(str(e))
+            raise typer.Exit(2) from None
+    weights = (
+        "" if report.selected_step == report.steps else f", weights of step {report.selected_step}"
+    )
+    out.print(
+        f"exported {report.model_path} ({report.model_id}, {report.fingerprint}): "
+        f"{report.steps} steps{weights}, {report.elapsed:.0f} s of training",
+        soft_wrap=True,
+    )
+    out.print(f"model card {report.card_path}", soft_wrap=True)
+    if report.validation is not None:
+        table = Table("quality", "bpp", "PSNR (dB)", title="validation (real files)")
+        for f in report.validation.figures:
+            table.add_row(f"{f.quality:g}", f"{f.bpp:.4f}", f"{f.psnr:.2f}")
+        out.print(table)

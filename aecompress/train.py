@@ -3,26 +3,86 @@
 Each example gets its own trade-off position t ~ U[0, K-1]; its loss is
     lambda(t) * 255² * MSE(x, x_hat) + bits(y) / pixels + bits(z) / pixels
 with lambda(t) interpolated geometrically between the configured levels, so the continuous
-quality knob is trained directly, not only at the K levels.
+quality knob is trained directly, not only at the K levels. Rates use additive uniform noise;
+the decoder sees straight-through rounded latents (`HyperpriorModel.forward`).
+
+Data: every image is decoded once and packed, at its own size, into one flat uint8 tensor on the
+training device (`ImageSet`); a step's random crops and flips are one gather there. The crops
+and trade-off positions of step s come from a generator seeded by (seed, s), so the data order
+is a function of the step alone and a resumed run sees the crops an uninterrupted one would.
+
+On CUDA: TF32 convolutions, channels_last for the model and the batches, fused Adam, and no
+host synchronisation between log steps. Matmuls stay IEEE float32: the only ones are the
+factorized density's, which evaluate the rate of z. `bf16=True` runs g_a and g_s (nearly all of
+the arithmetic) under bfloat16 autocast, except the two layers at the latent, which produce y and
+consume y_hat; h_a, the hyperprior synthesis, the noise, the densities and every log2 of a rate
+stay float32 (`forward_mixed`).
+
+state.pt holds the model, optimizer, step, schedule, RNG states (Python, torch CPU, CUDA), the
+best validation so far and the wall time, written atomically. On the CPU a resumed run is
+bit-identical to an uninterrupted one; CUDA kernels are not bitwise deterministic, so there it is
+the same run up to float rounding.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import random
+import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from PIL import Image
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
+from . import __version__
+from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from .density import bits, gaussian_likelihood
+from .device import describe, resolve_device
 from .errors import AecError
-from .model import HyperpriorModel, ModelConfig
+from .export import export_trained
+from .model import ForwardOutput, HyperpriorModel, ModelConfig, interpolate_levels, ste_round
+from .modelcard import write_model_card
+from .validate import ValidationResult, frozen_copy, load_valid_images, validate_checkpoint
+from .validate import validate_model as _validate_model
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
+STATE_FORMAT = "aecompress-training-state"
+STATE_VERSION = 2
+STATE_FILE = "state.pt"
+BEST_FILE = "best.pt"
+MODEL_FILE = "model.pt"
+CARD_FILE = "MODEL_CARD.md"
+LOG_FILE = "train.log"
+CALIBRATION_IMAGES = 64  # training images that size the integer network at the final export
+VALID_CALIBRATION_IMAGES = 8  # ... and at each periodic validation's temporary export
+# TrainConfig fields that define a run: resuming with other values would not continue it.
+RUN_FIELDS = ("batch_size", "patch_size", "warmup", "grad_clip", "seed")
+# ... and those a resumed run may change (the schedule then differs from then on).
+RESUME_FREE_FIELDS = ("steps", "lr", "lr_final", "checkpoint_every", "log_every", "valid_every")
+MODEL_FIELDS = ("N", "M", "Nh")
+
+
+class TrainUsageError(AecError):
+    """Options that contradict each other or the run being resumed (the CLI exits with 2)."""
 
 
 @dataclass
@@ -37,21 +97,41 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 50
+    valid_every: int = 1000
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+        """Tolerates states written by older versions (missing or extra fields)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass
 class StepStats:
     step: int
-    loss: float
+    loss: float  # means over the steps since the previous log line
     bpp: float
     psnr: float
     steps_per_s: float
+    lr: float = 0.0
+    total: int = 0
+
+    def line(self) -> str:
+        total = f"/{self.total}" if self.total else ""
+        return (
+            f"step {self.step}{total}  loss {self.loss:.4f}  bpp {self.bpp:.4f}  "
+            f"PSNR {self.psnr:.2f} dB  lr {self.lr:.2e}  {self.steps_per_s:.2f} steps/s"
+        )
+
+
+# ----- data ----------------------------------------------------------------------------------
 
 
 def find_images(roots: Sequence[Path]) -> list[Path]:
     """All image files under the given files/folders, recursively, in a stable order."""
     found: list[Path] = []
     for root in roots:
+        root = Path(root)
         if root.is_file():
             found.append(root)
         elif root.is_dir():
@@ -61,10 +141,9 @@ def find_images(roots: Sequence[Path]) -> list[Path]:
     return found
 
 
-def load_patches(
-    paths: Sequence[Path], min_size: int, warn: Callable[[str], None] = print
+def _decode_images(
+    paths: Sequence[Path], min_size: int, warn: Callable[[str], None]
 ) -> list[torch.Tensor]:
-    """Decode every image once to a 3×H×W uint8 tensor; skip unreadable or too small ones."""
     images = []
     for p in paths:
         try:
@@ -77,27 +156,111 @@ def load_patches(
             warn(f"skipping {p}: smaller than the {min_size}px patch size")
             continue
         images.append(torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous())
+    return images
+
+
+def load_patches(
+    paths: Sequence[Path], min_size: int, warn: Callable[[str], None] = print
+) -> list[torch.Tensor]:
+    """Decode every image once to a 3×H×W uint8 tensor; skip unreadable or too small ones."""
+    images = _decode_images(paths, min_size, warn)
     if not images:
         raise AecError("no usable training images found")
     return images
 
 
-def random_batch(
-    images: Sequence[torch.Tensor], batch: int, size: int, gen: random.Random
-) -> torch.Tensor:
-    """B×3×size×size float batch in [0, 1]: random image, crop, horizontal/vertical flips."""
-    out = torch.empty(batch, 3, size, size, dtype=torch.uint8)
-    for i in range(batch):
-        im = images[gen.randrange(len(images))]
-        top = gen.randrange(im.shape[1] - size + 1)
-        left = gen.randrange(im.shape[2] - size + 1)
-        crop = im[:, top : top + size, left : left + size]
-        if gen.random() < 0.5:
-            crop = crop.flip(2)
-        if gen.random() < 0.5:
-            crop = crop.flip(1)
-        out[i] = crop
-    return out.float() / 255
+@dataclass(frozen=True)
+class DataSource:
+    path: str  # absolute
+    files: int  # image files found under it
+    images: int  # of which usable
+
+
+def load_dataset(
+    roots: Sequence[Path], min_size: int, warn: Callable[[str], None] = print
+) -> tuple[list[torch.Tensor], list[DataSource]]:
+    """Images (3×H×W uint8) under each root, and how many each root gave."""
+    images: list[torch.Tensor] = []
+    sources = []
+    for root in roots:
+        paths = find_images([root])
+        decoded = _decode_images(paths, min_size, warn)
+        images.extend(decoded)
+        sources.append(DataSource(str(Path(root).resolve()), len(paths), len(decoded)))
+    if not images:
+        where = ", ".join(str(r) for r in roots)
+        raise AecError(f"no usable training images found in {where}")
+    return images, sources
+
+
+class ImageSet:
+    """Training images (3×H×W uint8 each, any sizes) packed into one flat uint8 tensor on the
+    training device; `crops` cuts a batch of random crops with random flips as one gather, with
+    no per-sample Python work and no host round trip."""
+
+    def __init__(self, images: Sequence[torch.Tensor], device: torch.device | str = "cpu"):
+        if not images:
+            raise AecError("no usable training images found")
+        self.device = torch.device(device)
+        sizes = [im.numel() for im in images]
+        self.flat = torch.empty(sum(sizes), dtype=torch.uint8, device=self.device)
+        offsets, pos = [], 0
+        for im, n in zip(images, sizes, strict=True):
+            self.flat[pos : pos + n].copy_(im.contiguous().reshape(-1))
+            offsets.append(pos)
+            pos += n
+        ints = {"dtype": torch.int64, "device": self.device}
+        self.offsets = torch.tensor(offsets, **ints)
+        self.heights = torch.tensor([im.shape[1] for im in images], **ints)
+        self.widths = torch.tensor([im.shape[2] for im in images], **ints)
+        self.min_side = min(min(im.shape[1:]) for im in images)
+
+    def __len__(self) -> int:
+        return self.offsets.numel()
+
+    def crops(self, batch: int, size: int, gen: torch.Generator) -> torch.Tensor:
+        """B×3×size×size uint8 on the device: a uniform image, a uniform crop position, and a
+        horizontal and a vertical flip, each with probability 1/2."""
+        u = torch.rand(batch, 5, generator=gen, device=self.device)
+        n = len(self)
+        i = (u[:, 0] * n).long().clamp_(max=n - 1)  # B
+        h, w = self.heights[i], self.widths[i]
+        top = torch.minimum((u[:, 1] * (h - size + 1)).long(), h - size)
+        left = torch.minimum((u[:, 2] * (w - size + 1)).long(), w - size)
+        ramp = torch.arange(size, device=self.device)
+        rows = top[:, None] + torch.where(u[:, 3:4] < 0.5, size - 1 - ramp, ramp)  # B×size
+        cols = left[:, None] + torch.where(u[:, 4:5] < 0.5, size - 1 - ramp, ramp)  # B×size
+        chan = torch.arange(3, device=self.device)
+        index = (
+            self.offsets[i, None, None, None]
+            + chan[None, :, None, None] * (h * w)[:, None, None, None]
+            + rows[:, None, :, None] * w[:, None, None, None]
+            + cols[:, None, None, :]
+        )  # B×3×size×size
+        return self.flat[index]
+
+
+def _step_seed(seed: int, step: int) -> int:
+    """splitmix64 of (seed, step): well-mixed seeds for consecutive steps (the CPU generator
+    uses the low 32 bits, CUDA's Philox all 64)."""
+    mask = (1 << 64) - 1
+    x = (((seed & 0xFFFFFFFF) << 32 | (step & 0xFFFFFFFF)) + 0x9E3779B97F4A7C15) & mask
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
+    return (x ^ (x >> 31)) >> 1
+
+
+def training_batch(
+    data: ImageSet, cfg: TrainConfig, levels: int, step: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step `step`'s batch: B×3×P×P floats in [0, 1] and B positions in [0, levels-1]."""
+    gen.manual_seed(_step_seed(cfg.seed, step))
+    x = data.crops(cfg.batch_size, cfg.patch_size, gen).float().div_(255)
+    position = torch.rand(cfg.batch_size, generator=gen, device=data.device) * (levels - 1)
+    return x, position
+
+
+# ----- loss ----------------------------------------------------------------------------------
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -107,73 +270,752 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * frac))
 
 
-def rd_loss(model: HyperpriorModel, x: torch.Tensor, position: torch.Tensor):
-    """Per-batch mean RD loss; also returns mean bpp and mean PSNR for logging."""
-    out = model(x, position)
+def forward_mixed(
+    model: HyperpriorModel,
+    x: torch.Tensor,
+    position: torch.Tensor,
+    dtype: torch.dtype | None = torch.bfloat16,
+) -> ForwardOutput:
+    """`HyperpriorModel.forward` with g_a and g_s under autocast to `dtype` (None: no autocast,
+    then identical to model.forward, which tests/test_train.py checks).
+
+    bf16 keeps 8 significant bits: y, z and mu reach values in the hundreds while their
+    quantization bins are 1 wide, and the densities' tails need more than that. So only the
+    inner layers of the two big transforms run in bf16 (nearly all of the arithmetic, at full to
+    1/8 resolution); the last layer of g_a (which produces y), the first of g_s (which reads
+    y_hat), h_a, the hyperprior synthesis, the noise, the likelihoods and log2 stay float32.
+    (Autocast around the whole of model.forward would run h_a, h_s and the factorized density's
+    matmuls in bf16.)
+    """
+    kind = x.device.type
+
+    def low(layers: list[torch.nn.Module], v: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(kind, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            for layer in layers:
+                v = layer(v)
+        return v.float()
+
+    g_a, g_s = list(model.g_a), list(model.g_s)
+    gain, inv_gain = model.gains(position)
+    y = g_a[-1](low(g_a[:-1], x)) * gain[:, :, None, None]
+    z = model.h_a(y)
+    z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+    bits_z = bits(model.density_z.likelihood(z_noisy)).sum((1, 2, 3))
+    z_hat = ste_round(z)
+    mu = model.h_s_mean(z_hat)
+    scale = model.scale_from_log(model.h_s_scale(z_hat))
+    y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+    bits_y = bits(gaussian_likelihood(y_noisy, mu, scale)).sum((1, 2, 3))
+    y_hat = ste_round(y - mu) + mu
+    x_hat = low(g_s[1:], g_s[0](y_hat * inv_gain[:, :, None, None]))
+    return ForwardOutput(x_hat=x_hat, bits_y=bits_y, bits_z=bits_z)
+
+
+def rd_loss(
+    model: HyperpriorModel,
+    x: torch.Tensor,
+    position: torch.Tensor,
+    mixed: torch.dtype | None = None,
+    log_lambdas: torch.Tensor | None = None,
+):
+    """Per-batch mean RD loss; also returns mean bpp and mean PSNR for logging.
+
+    mixed: autocast dtype for g_a / g_s (`forward_mixed`), None for plain float32.
+    log_lambdas: K×1 log of the levels' lambdas, already on the device (model.lambdas builds
+    it from a Python list every call, a host-to-device copy that waits for the GPU).
+    """
+    out = model(x, position) if mixed is None else forward_mixed(model, x, position, mixed)
     pixels = x.shape[2] * x.shape[3]
     mse = ((out.x_hat - x) ** 2).mean((1, 2, 3))
     bpp = (out.bits_y + out.bits_z) / pixels
-    loss = (model.lambdas(position) * 255**2 * mse + bpp).mean()
+    if log_lambdas is None:
+        lam = model.lambdas(position)
+    else:
+        lam = torch.exp(interpolate_levels(log_lambdas, position)).squeeze(1)
+    loss = (lam * 255**2 * mse + bpp).mean()
     psnr = (10 * torch.log10(1 / mse.detach().clamp(min=1e-10))).mean()
     return loss, bpp.mean().detach(), psnr
 
 
-def save_training_state(path: Path, model, optimizer, step: int, cfg: TrainConfig, gen) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "model_config": model.config.to_dict(),
-            "train_config": asdict(cfg),
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "step": step,
-            "python_rng": gen.getstate(),
-            "torch_rng": torch.get_rng_state(),
-        },
-        tmp,
-    )
-    tmp.replace(path)
+# ----- state files ---------------------------------------------------------------------------
+
+
+@dataclass
+class TrainingState:
+    """What state.pt holds. Files from before version 2 lack the later fields."""
+
+    model_config: ModelConfig
+    train_config: TrainConfig
+    model: dict[str, torch.Tensor]
+    optimizer: dict | None
+    step: int
+    python_rng: Any = None
+    torch_rng: torch.Tensor | None = None
+    cuda_rng: list[torch.Tensor] | None = None
+    elapsed: float = 0.0  # wall seconds of training, all sessions of the run
+    best: dict | None = None  # {"step", "score", "images"} of the best validation (best.pt)
+    history: list[dict] = field(default_factory=list)  # ValidationResult.to_dict() of each
+    data: list[dict] = field(default_factory=list)  # DataSource of each training root
+    run_info: dict = field(default_factory=dict)  # sessions (command, start step, device), init
+
+
+def _torch_load(path: Path, what: str) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise AecError(f"{path}: no such file")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a bad file
+        raise AecError(f"{path}: not a readable {what} ({type(e).__name__})") from e
+    if not isinstance(raw, dict):
+        raise AecError(f"{path}: not a {what}")
+    return raw
+
+
+def read_state(path: Path) -> TrainingState:
+    raw = _torch_load(path, "training state")
+    if raw.get("format") == CHECKPOINT_FORMAT:
+        raise AecError(
+            f"{path}: a shipped model, not a training state; fine-tune from it with --init"
+        )
+    if not {"model_config", "train_config", "model", "optimizer", "step"} <= raw.keys():
+        raise AecError(f"{path}: not a training state (a state.pt of aecompress train)")
+    try:
+        return TrainingState(
+            model_config=ModelConfig.from_dict(raw["model_config"]),
+            train_config=TrainConfig.from_dict(raw["train_config"]),
+            model=raw["model"],
+            optimizer=raw["optimizer"],
+            step=int(raw["step"]),
+            python_rng=raw.get("python_rng"),
+            torch_rng=raw.get("torch_rng"),
+            cuda_rng=raw.get("cuda_rng"),
+            elapsed=float(raw.get("elapsed", 0.0)),
+            best=raw.get("best"),
+            history=list(raw.get("history", [])),
+            data=list(raw.get("data", [])),
+            run_info=dict(raw.get("run_info", {})),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise AecError(f"{path}: inconsistent training state ({e})") from e
+
+
+def read_init(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor], str]:
+    """Weights to start from: a training state (state.pt, best.pt) or a shipped checkpoint.
+    Returns (config, state dict, a description for the provenance)."""
+    raw = _torch_load(path, "model or training state")
+    if raw.get("format") == CHECKPOINT_FORMAT:
+        ckpt = load_checkpoint(path)
+        desc = f"{path} (model {ckpt.model_id}, {ckpt.fingerprint.hex()})"
+        return ckpt.config, ckpt.model.state_dict(), desc
+    if "model_config" in raw and "model" in raw:
+        try:
+            config = ModelConfig.from_dict(raw["model_config"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise AecError(f"{path}: inconsistent training state ({e})") from e
+        return config, raw["model"], f"{path} (training state at step {raw.get('step')})"
+    raise AecError(f"{path}: neither an aecompress model nor a training state")
+
+
+def _cpu(obj):
+    """A copy of a (nested) state dict with every tensor on the CPU, contiguous."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu").contiguous()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
+
+
+def _write_atomic(payload: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _state_payload(model, optimizer, step: int, cfg: TrainConfig, **extra) -> dict:
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    return {
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "model_config": model.config.to_dict(),
+        "train_config": asdict(cfg),
+        "model": _cpu(model.state_dict()),
+        "optimizer": _cpu(optimizer.state_dict()),
+        "step": step,
+        "python_rng": random.getstate(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if cuda else None,
+        **extra,
+    }
+
+
+def _write_best(path: Path, model, cfg: TrainConfig, step: int, result) -> None:
+    """best.pt: the weights of the best validation (readable by --init and
+    export.load_training_model), without optimizer or RNG state."""
+    payload = {
+        "format": STATE_FORMAT + "-weights",
+        "model_config": model.config.to_dict(),
+        "train_config": asdict(cfg),
+        "model": _cpu(model.state_dict()),
+        "step": step,
+        "validation": result.to_dict(),
+    }
+    _write_atomic(payload, path)
+
+
+def save_training_state(path: Path, model, optimizer, step: int, cfg: TrainConfig, **extra):
+    """Write state.pt atomically (temporary file, then rename)."""
+    _write_atomic(_state_payload(model, optimizer, step, cfg, **extra), Path(path))
+
+
+# ----- progress ------------------------------------------------------------------------------
+
+
+class Reporter(Protocol):
+    def start(self, step: int, total: int) -> None: ...
+    def advance(self, step: int) -> None: ...
+    def stats(self, stats: StepStats) -> None: ...
+    def message(self, text: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+class _SpeedColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} steps/s" if speed else "- steps/s")
+
+
+class ConsoleReporter:
+    """Progress on a rich console (stderr): a live bar with steps/s, loss, bpp and PSNR on a
+    terminal; elsewhere (a pipe, nohup, CI) one plain line per log step."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self._progress: Progress | None = None
+        self._task = None
+
+    def start(self, step: int, total: int) -> None:
+        if not self.console.is_terminal:
+            return
+        self._progress = Progress(
+            BarColumn(bar_width=16),
+            MofNCompleteColumn(),
+            _SpeedColumn(),
+            TextColumn("{task.fields[metrics]}", markup=False),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self._task = self._progress.add_task("train", total=total, completed=step, metrics="")
+        self._progress.start()
+
+    def advance(self, step: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=step)
+
+    def stats(self, s: StepStats) -> None:
+        if self._progress is not None:
+            metrics = f"loss {s.loss:.4g} {s.bpp:.3f} bpp {s.psnr:.2f} dB"
+            self._progress.update(self._task, metrics=metrics)
+        else:
+            self.console.print(s.line(), soft_wrap=True)
+
+    def message(self, text: str) -> None:
+        self.console.print(text, soft_wrap=True)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+class _LogReporter:
+    """The plain callback of older callers: `log(StepStats)` at every log step."""
+
+    def __init__(self, log: Callable[[StepStats], None] | None):
+        self.log = log
+
+    def start(self, step: int, total: int) -> None:
+        pass
+
+    def advance(self, step: int) -> None:
+        pass
+
+    def stats(self, stats: StepStats) -> None:
+        if self.log is not None:
+            self.log(stats)
+
+    def message(self, text: str) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def _timestamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def append_log(out_dir: Path, text: str) -> None:
+    with open(Path(out_dir) / LOG_FILE, "a", encoding="utf-8") as f:
+        f.write(f"{_timestamp()} {text}\n")
+
+
+def _match_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give loaded moment buffers their parameter's memory layout (state.pt holds contiguous
+    tensors; CUDA parameters are channels_last, and fused Adam walks the raw memory)."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            st = optimizer.state.get(p, {})
+            for k, v in st.items():
+                if isinstance(v, torch.Tensor) and v.shape == p.shape and v.stride() != p.stride():
+                    st[k] = torch.empty_like(p).copy_(v)
+
+
+class _StopRequest:
+    """SIGINT / SIGTERM ask the loop to stop after the current step and save the state; a
+    second Ctrl-C stops at once, without saving."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+# ----- the loop ------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    model: HyperpriorModel  # on the training device, eval mode
+    step: int
+    elapsed: float  # wall seconds of training, all sessions of the run
+    best: dict | None  # {"step", "score", "images"} of the best validation (out_dir/best.pt)
+    history: list[dict]  # every periodic validation, as ValidationResult.to_dict()
 
 
 def train(
-    images: Sequence[torch.Tensor],
+    images: Sequence[torch.Tensor] | ImageSet,
     out_dir: Path,
     model_config: ModelConfig,
     cfg: TrainConfig,
-    resume: Path | None = None,
-    log: Callable[[StepStats], None] = print,
-) -> HyperpriorModel:
-    """Train on CPU; writes out_dir/state.pt every `checkpoint_every` steps and at the end."""
+    resume: Path | TrainingState | None = None,
+    log: Callable[[StepStats], None] | None = print,
+    *,
+    device: torch.device | str = "cpu",
+    bf16: bool = False,
+    init_weights: Mapping[str, torch.Tensor] | None = None,
+    validator: Callable[[HyperpriorModel, int], ValidationResult] | None = None,
+    reporter: Reporter | None = None,
+    data_sources: Sequence[DataSource] = (),
+    run_info: Mapping[str, Any] | None = None,
+) -> TrainResult:
+    """Train from scratch, from `init_weights`, or on from `resume` (whose model config wins).
+
+    Writes out_dir/state.pt every `checkpoint_every` steps, at the end and when stopped by
+    SIGINT / SIGTERM (then raises KeyboardInterrupt); out_dir/train.log gets a line per log
+    step and per validation; out_dir/best.pt the weights of the best validation score.
+    run_info (JSON-like) is stored in state.pt as it is, for the provenance of later sessions.
+    """
+    device = torch.device(device)
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    data = images if isinstance(images, ImageSet) else ImageSet(images, device)
+    if data.device.type != device.type:
+        raise ValueError(f"images are on {data.device}, training on {device}")
+    if cfg.patch_size > data.min_side:
+        raise AecError(f"a training image is smaller than the {cfg.patch_size}px patch size")
+    state = read_state(resume) if isinstance(resume, str | Path) else resume
+    if state is not None:
+        model_config = state.model_config
+    cuda = device.type == "cuda"
+    memory_format = torch.channels_last if cuda else torch.contiguous_format
+
     torch.manual_seed(cfg.seed)
-    gen = random.Random(cfg.seed)
+    random.seed(cfg.seed)
     model = HyperpriorModel(model_config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    step = 0
-    if resume is not None:
-        state = torch.load(resume, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step = state["step"]
-        gen.setstate(state["python_rng"])
-        torch.set_rng_state(state["torch_rng"])
-    model.train()
-    levels = model_config.levels
-    t0, s0 = time.time(), step
-    while step < cfg.steps:
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        x = random_batch(images, cfg.batch_size, cfg.patch_size, gen)
-        position = torch.rand(cfg.batch_size) * (levels - 1)
-        loss, bpp, psnr = rd_loss(model, x, position)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        step += 1
-        if step % cfg.log_every == 0:
-            rate = (step - s0) / (time.time() - t0)
-            log(StepStats(step, loss.item(), bpp.item(), psnr.item(), rate))
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            save_training_state(out_dir / "state.pt", model, optimizer, step, cfg, gen)
-    return model
+    if init_weights is not None:
+        model.load_state_dict(init_weights)
+    model.to(device, memory_format=memory_format)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, **({"fused": True} if cuda else {}))
+    step, elapsed, best, history = 0, 0.0, None, []
+    if state is not None:
+        model.load_state_dict(state.model)
+        if state.optimizer is not None:
+            optimizer.load_state_dict(state.optimizer)
+            _match_layouts(optimizer)
+        step, elapsed, best, history = state.step, state.elapsed, state.best, list(state.history)
+        if isinstance(state.python_rng, tuple):
+            random.setstate(state.python_rng)
+        if state.torch_rng is not None:
+            torch.set_rng_state(state.torch_rng)
+        if cuda and state.cuda_rng:
+            for index, rng in enumerate(state.cuda_rng[: torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(rng, index)
+
+    reporter = reporter or _LogReporter(log)
+    mixed = torch.bfloat16 if bf16 else None
+    log_lambdas = torch.log(torch.tensor(model_config.lambdas)).unsqueeze(1).to(device)
+    gen = torch.Generator(device=device)
+    sums = torch.zeros(3, device=device)  # loss, bpp, PSNR summed since the last log line
+    count = 0
+    extra = {"data": [asdict(s) for s in data_sources]} if data_sources else {}
+    if state is not None and not data_sources:
+        extra = {"data": state.data}
+    extra["run_info"] = dict(run_info or (state.run_info if state is not None else {}))
+    flags = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cudnn.benchmark,
+    )
+    t_start = time.perf_counter()
+    t_window, s_window = t_start, step
+    saved_at = step if state is not None else -1
+
+    def check_finite() -> None:
+        if count and not bool(torch.isfinite(sums).all()):
+            raise AecError(
+                f"the loss is not finite at step {step}; {out_dir / STATE_FILE} holds the last "
+                "saved state: resume from it with a lower --lr"
+            )
+
+    def save(path: Path = out_dir / STATE_FILE) -> None:
+        nonlocal saved_at
+        check_finite()  # never save a diverged model over a good one
+        now_elapsed = elapsed + time.perf_counter() - t_start
+        save_training_state(
+            path, model, optimizer, step, cfg,
+            elapsed=now_elapsed, best=best, history=history, **extra,
+        )  # fmt: skip
+        saved_at = step
+
+    logfile = open(out_dir / LOG_FILE, "a", encoding="utf-8", buffering=1)
+    try:
+        if cuda:
+            torch.backends.cudnn.allow_tf32 = True  # the transforms' convolutions
+            torch.backends.cuda.matmul.allow_tf32 = False  # only the density of z: keep IEEE
+            torch.backends.cudnn.benchmark = True  # one crop size: tune the kernels once
+        with _StopRequest() as stop:
+            reporter.start(step, cfg.steps)
+            model.train()
+            while step < cfg.steps:
+                if stop.requested:
+                    if saved_at != step:
+                        save()
+                    path = out_dir / STATE_FILE
+                    logfile.write(f"{_timestamp()} stopped at step {step}; {path} saved\n")
+                    reporter.message(
+                        f"stopped at step {step}: {path} saved; continue with --resume {path}"
+                    )
+                    raise KeyboardInterrupt
+                lr = lr_at(step, cfg)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                x, position = training_batch(data, cfg, model_config.levels, step, gen)
+                x = x.contiguous(memory_format=memory_format)
+                loss, bpp, psnr = rd_loss(model, x, position, mixed, log_lambdas)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                step += 1
+                sums += torch.stack((loss.detach(), bpp, psnr))
+                count += 1
+                reporter.advance(step)
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    check_finite()
+                    loss_m, bpp_m, psnr_m = (sums / count).tolist()  # the one sync per window
+                    now = time.perf_counter()
+                    stats = StepStats(
+                        step, loss_m, bpp_m, psnr_m, (step - s_window) / (now - t_window),
+                        lr, cfg.steps,
+                    )  # fmt: skip
+                    logfile.write(f"{_timestamp()} {stats.line()}\n")
+                    reporter.stats(stats)
+                    sums.zero_()
+                    count, t_window, s_window = 0, now, step
+                if (
+                    validator is not None
+                    and cfg.valid_every > 0
+                    and step % cfg.valid_every == 0
+                    and step < cfg.steps  # the final model is validated at export
+                ):
+                    devices = [device] if cuda else []
+                    with torch.random.fork_rng(devices=devices, device_type=device.type):
+                        result = validator(model, step)
+                    model.train()
+                    t_window += result.seconds  # steps/s counts training time only
+                    history.append(result.to_dict())
+                    better = (
+                        best is None
+                        or best.get("images") != result.images  # another validation set
+                        or result.score < best["score"]
+                    )
+                    if better:
+                        best = {"step": step, "score": result.score, "images": result.images}
+                        _write_best(out_dir / BEST_FILE, model, cfg, step, result)
+                    line = f"validation {result.summary()}" + (" (best)" if better else "")
+                    logfile.write(f"{_timestamp()} {line} [{result.seconds:.1f} s]\n")
+                    reporter.message(line)
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                    save()
+    finally:
+        reporter.stop()
+        logfile.close()
+        if cuda:
+            (
+                torch.backends.cuda.matmul.allow_tf32,
+                torch.backends.cudnn.allow_tf32,
+                torch.backends.cudnn.benchmark,
+            ) = flags
+    elapsed += time.perf_counter() - t_start
+    return TrainResult(model.eval(), step, elapsed, best, history)
+
+
+# ----- the whole command ---------------------------------------------------------------------
+
+
+@dataclass
+class TrainOptions:
+    """Everything `aecompress train` takes."""
+
+    data: list[Path]
+    out_dir: Path
+    config: TrainConfig
+    model_config: ModelConfig
+    valid: list[Path] = field(default_factory=list)
+    resume: Path | None = None
+    init: Path | None = None
+    device: str = "auto"
+    bf16: bool = False
+    model_id: str = "aec-hp-custom"
+    force: bool = False
+    command: str = ""  # the command line, for the provenance
+
+
+@dataclass
+class RunReport:
+    model_path: Path
+    card_path: Path
+    model_id: str
+    fingerprint: str
+    steps: int
+    selected_step: int
+    elapsed: float
+    validation: ValidationResult | None
+
+
+def _check_options(opts: TrainOptions) -> None:
+    if opts.config.patch_size % 64:
+        raise TrainUsageError(
+            f"--patch-size must be a multiple of 64 (the model downsamples by 64), "
+            f"got {opts.config.patch_size}"
+        )
+    if opts.resume is not None and opts.init is not None:
+        raise TrainUsageError("--resume and --init exclude each other")
+    out = opts.out_dir
+    existing = [p for p in (out / STATE_FILE, out / MODEL_FILE) if p.exists()]
+    continuing = opts.resume is not None and opts.resume.resolve().parent == out.resolve()
+    if existing and not (opts.force or continuing):
+        raise TrainUsageError(
+            f"{out} already holds a training run ({existing[0].name}); continue it with "
+            f"--resume {out / STATE_FILE}, start over with --force, or pick another --out"
+        )
+    if out.exists() and not out.is_dir():
+        raise TrainUsageError(f"--out {out}: not a directory")
+    for path in [*opts.data, *opts.valid]:
+        if not Path(path).exists():
+            raise AecError(f"{path}: no such file or directory")
+
+
+def _conflicts(given: set[str], names: Sequence[str], asked, stored, what: str) -> None:
+    for name in names:
+        if name in given and getattr(asked, name) != getattr(stored, name):
+            option = "--" + name.replace("_", "-")
+            raise TrainUsageError(
+                f"{option} {getattr(asked, name)} conflicts with {what} "
+                f"({name} = {getattr(stored, name)}); leave the option out"
+            )
+
+
+def _precision(device: torch.device, bf16: bool) -> str:
+    if device.type != "cuda":
+        return "bf16 autocast inside g_a, g_s; float32 elsewhere" if bf16 else "float32"
+    return (
+        "bf16 autocast inside g_a, g_s; TF32 convolutions; float32 rates"
+        if bf16
+        else "float32 with TF32 convolutions"
+    )
+
+
+def run_training(
+    opts: TrainOptions,
+    given: set[str] = frozenset(),
+    reporter: Reporter | None = None,
+    warn: Callable[[str], None] = print,
+    note: Callable[[str], None] = print,
+) -> RunReport:
+    """The `aecompress train` command as a plain function.
+
+    given: names of the TrainConfig / ModelConfig fields the user set explicitly; with --resume
+    or --init they must agree with the run / model they continue (TrainUsageError otherwise),
+    except RESUME_FREE_FIELDS, which a resumed run may change.
+    """
+    _check_options(opts)
+    cfg, model_config = opts.config, opts.model_config
+    state, init_weights, init_desc = None, None, None
+    if opts.resume is not None:
+        state = read_state(opts.resume)
+        _conflicts(given, MODEL_FIELDS, model_config, state.model_config, "the resumed run")
+        _conflicts(given, RUN_FIELDS, cfg, state.train_config, "the resumed run")
+        free = {k: getattr(cfg, k) for k in RESUME_FREE_FIELDS if k in given}
+        cfg = replace(state.train_config, **free)
+        model_config = state.model_config
+        if cfg.steps < state.step:
+            raise TrainUsageError(f"--steps {cfg.steps} is below the run's step {state.step}")
+        if cfg.steps != state.train_config.steps:
+            note(
+                f"--steps {cfg.steps}: the cosine schedule now ends at step {cfg.steps} "
+                f"instead of {state.train_config.steps}"
+            )
+        for name in ("lr", "lr_final"):
+            if getattr(cfg, name) != getattr(state.train_config, name):
+                note(
+                    f"--{name.replace('_', '-')} {getattr(cfg, name):g} replaces the run's "
+                    f"{getattr(state.train_config, name):g} from step {state.step} on"
+                )
+        note(f"resuming {opts.resume} at step {state.step} of {cfg.steps}")
+    elif opts.init is not None:
+        init_config, init_weights, init_desc = read_init(opts.init)
+        _conflicts(given, MODEL_FIELDS, model_config, init_config, "the --init model")
+        model_config = init_config
+        note(f"starting from the weights of {init_desc}")
+
+    device = resolve_device(opts.device)
+    note(f"training on {describe(device)}: {_precision(device, opts.bf16)}")
+    if opts.bf16 and device.type != "cuda":
+        warn("--bf16 on the CPU is usually slower than float32")
+
+    images, sources = load_dataset(opts.data, cfg.patch_size, warn)
+    files = sum(s.files for s in sources)
+    note(f"{len(images)} training images from {files} files")
+    if state is not None and state.data and state.data != [asdict(s) for s in sources]:
+        warn("the training data differ from the resumed run's: the data order will too")
+    valid_images, valid_sources = [], []
+    for root in opts.valid:
+        found = load_valid_images([root], warn)
+        valid_images += found
+        valid_sources.append({"path": str(Path(root).resolve()), "images": len(found)})
+    if valid_images:
+        note(f"{len(valid_images)} validation images")
+    calibration = images[:CALIBRATION_IMAGES]
+    data = ImageSet(images, device)
+    del images
+
+    validator = None
+    if valid_images:
+
+        def validator(model: HyperpriorModel, step: int) -> ValidationResult:
+            calib = calibration[:VALID_CALIBRATION_IMAGES]
+            return _validate_model(model, calib, valid_images, device=device, step=step)
+
+    out = opts.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    command = opts.command or "aecompress train"
+    run_info = dict(state.run_info) if state is not None else {}
+    if init_desc:
+        run_info["init"] = init_desc
+    session = {"command": command, "from_step": state.step if state else 0}
+    session["device"] = describe(device)
+    run_info["sessions"] = [*run_info.get("sessions", []), session]
+    start = f"resume at step {state.step}" if state is not None else "start"
+    append_log(out, f"{start}: {command}")
+    append_log(out, f"device {describe(device)}; {_precision(device, opts.bf16)}")
+    result = train(
+        data, out, model_config, cfg, resume=state, log=None, device=device, bf16=opts.bf16,
+        init_weights=init_weights, validator=validator, reporter=reporter, data_sources=sources,
+        run_info=run_info,
+    )  # fmt: skip
+    del data
+
+    sessions = run_info["sessions"]
+    provenance = {
+        "command": sessions[0]["command"],  # the one that started the run
+        "steps": str(result.step),
+        "train_config": json.dumps(asdict(cfg), sort_keys=True),
+        "data": json.dumps([asdict(s) for s in sources]),
+        "images": str(sum(s.images for s in sources)),
+        "wall_seconds": f"{result.elapsed:.0f}",
+        "device": describe(device),
+        "precision": _precision(device, opts.bf16),
+        "torch": str(torch.__version__),
+        "aecompress": __version__,
+    }
+    if run_info.get("init"):
+        provenance["init"] = run_info["init"]
+    if len(sessions) > 1:
+        provenance["sessions"] = json.dumps(sessions)
+    if valid_sources:
+        provenance["valid_data"] = json.dumps(valid_sources)
+
+    def export(model: HyperpriorModel, step: int):
+        ckpt = export_trained(frozen_copy(model), calibration, opts.model_id, dict(provenance))
+        val = None
+        if valid_images:
+            val = validate_checkpoint(ckpt, valid_images, device=device, step=step)
+        return ckpt, val
+
+    note("exporting" + (" and validating" if valid_images else ""))
+    ckpt, validation = export(result.model, result.step)
+    selected = result.step
+    best = result.best
+    if validation is not None and best is not None and best["step"] != result.step:
+        comparable = best.get("images") == validation.images
+        if comparable and best["score"] < validation.score and (out / BEST_FILE).is_file():
+            config, weights, _ = read_init(out / BEST_FILE)
+            with torch.random.fork_rng(devices=[]):
+                best_model = HyperpriorModel(config)
+            best_model.load_state_dict(weights)
+            ckpt_b, val_b = export(best_model, best["step"])
+            if val_b.score < validation.score:
+                ckpt, validation, selected = ckpt_b, val_b, best["step"]
+    ckpt.provenance["selected_step"] = str(selected)
+    ckpt.provenance["created"] = _timestamp()
+    if validation is not None:
+        ckpt.provenance["validation"] = validation.to_json()
+        line = f"final validation {validation.summary()}"
+        append_log(out, line + f" (weights of step {selected})")
+        note(line)
+    save_checkpoint(ckpt, out / MODEL_FILE)
+    write_model_card(ckpt, out / CARD_FILE)
+    append_log(out, f"exported {out / MODEL_FILE} ({ckpt.model_id}, {ckpt.fingerprint.hex()})")
+    return RunReport(
+        model_path=out / MODEL_FILE,
+        card_path=out / CARD_FILE,
+        model_id=ckpt.model_id,
+        fingerprint=ckpt.fingerprint.hex(),
+        steps=result.step,
+        selected_step=selected,
+        elapsed=result.elapsed,
+        validation=validation,
+    )

@@ -1,0 +1,183 @@
+"""MODEL_CARD.md for an exported checkpoint, rendered from what the checkpoint itself carries.
+
+Everything on the card comes from the checkpoint: its id, fingerprint and config, and the
+provenance strings `aecompress train` writes (the exact command, data, steps, wall time, device,
+torch version, training settings and the validation figures measured through the real codec).
+A checkpoint without some of these (an older or hand-made one) gets a card without those lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .checkpoint import Checkpoint
+
+
+def _json(provenance: dict[str, str], key: str):
+    try:
+        return json.loads(provenance[key])
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def _duration(seconds: str | None) -> str | None:
+    try:
+        s = round(float(seconds))
+    except (TypeError, ValueError):
+        return None
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h} h {m:02d} min {s:02d} s" if h else f"{m} min {s:02d} s"
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _sources(entries) -> str | None:
+    if not isinstance(entries, list):
+        return None
+    parts = []
+    for e in entries:
+        n = e.get("images")
+        files = e.get("files")
+        extra = f", {files} files" if files is not None and files != n else ""
+        parts.append(f"`{e.get('path')}` ({n} images{extra})")
+    return "; ".join(parts)
+
+
+def render_model_card(ckpt: Checkpoint) -> str:
+    p = ckpt.provenance
+    c = ckpt.config
+    lines = [
+        f"# {ckpt.model_id}",
+        "",
+        "A learned image compression model for `aecompress`: the mean-scale hyperprior of Minnen, "
+        "Ballé & Toderici (2018) with one model for the whole quality range (per-channel gain "
+        "vectors), fp16 weights and integer coding tables.",
+        "",
+        f"- fingerprint: `{ckpt.fingerprint.hex()}` (every .aec file it writes names it)",
+        "- use: `aecompress encode photo.png --model model.pt -q 50`",
+        "",
+        "## Architecture",
+        "",
+        "| N | M | Nh | trade-off levels (λ) | Gaussian scales |",
+        "| ---: | ---: | ---: | --- | --- |",
+        f"| {c.N} | {c.M} | {c.Nh} | {', '.join(f'{v:g}' for v in c.lambdas)} | "
+        f"{c.num_scales}, {c.scale_min:g} to {c.scale_max:g} |",
+        "",
+    ]
+
+    rows: list[tuple[str, str]] = []
+    tc = _json(p, "train_config") or {}
+    steps = p.get("steps")
+    if steps:
+        sel = p.get("selected_step")
+        rows.append(
+            ("steps", steps + (f" (weights from step {sel})" if sel and sel != steps else ""))
+        )
+    if tc:
+        rows.append(("batch", f"{tc.get('batch_size')} random crops of {tc.get('patch_size')}² px"))
+        rows.append(
+            (
+                "learning rate",
+                f"Adam, {tc.get('lr'):g} to {tc.get('lr_final'):g}, cosine, "
+                f"{tc.get('warmup')} warm-up steps; gradient norm clipped at {tc.get('grad_clip')}",
+            )
+        )
+        rows.append(("seed", str(tc.get("seed"))))
+    rows.append(
+        (
+            "objective",
+            "λ(t)·255²·MSE + bpp with t ~ U[0, K−1] per crop (the continuous quality range); "
+            "additive uniform noise for the rates, straight-through rounding for the decoder",
+        )
+    )
+    data = _sources(_json(p, "data"))
+    if data:
+        rows.append(("data", data))
+    elif p.get("data"):
+        rows.append(("data", p["data"]))
+    if p.get("init"):
+        rows.append(("initialised from", p["init"]))
+    sessions = _json(p, "sessions")
+    if isinstance(sessions, list) and len(sessions) > 1:
+        rows.append(("sessions", f"{len(sessions)} (the run was stopped and resumed; below)"))
+    wall = _duration(p.get("wall_seconds"))
+    if wall:
+        rows.append(("wall time", wall + " of training (all sessions of the run)"))
+    for key, label in (
+        ("device", "device"),
+        ("precision", "precision"),
+        ("torch", "torch"),
+        ("aecompress", "aecompress"),
+        ("created", "exported"),
+    ):
+        if p.get(key):
+            rows.append((label, p[key]))
+    if rows or p.get("command"):
+        lines += ["## Training", ""]
+        if p.get("command"):
+            lines += ["```sh", p["command"], "```", ""]
+        lines += ["| | |", "| --- | --- |"]
+        lines += [f"| {_cell(k)} | {_cell(v)} |" for k, v in rows]
+        lines.append("")
+        if isinstance(sessions, list) and len(sessions) > 1:
+            lines += ["| from step | device | command |", "| ---: | --- | --- |"]
+            lines += [
+                f"| {s.get('from_step')} | {_cell(s.get('device'))} | `{_cell(s.get('command'))}` |"
+                for s in sessions
+            ]
+            lines.append("")
+
+    val = _json(p, "validation")
+    if isinstance(val, dict) and val.get("figures"):
+        source = _sources(_json(p, "valid_data")) or f"{val.get('images')} validation images"
+        lines += [
+            "## Validation",
+            "",
+            f"Measured at step {val.get('step')} through the real codec on {source}: "
+            "bpp is the .aec file's length (header included) × 8 / pixels, PSNR is on the "
+            "decoded RGB uint8 pixels, both averaged per image.",
+            "",
+            "| quality | bpp | PSNR (dB) |",
+            "| ---: | ---: | ---: |",
+        ]
+        for f in val["figures"]:
+            lines.append(f"| {f['quality']:g} | {f['bpp']:.4f} | {f['psnr']:.2f} |")
+        score = val.get("score")
+        if score is not None:
+            lines += [
+                "",
+                f"Selection score (mean of λ(q)·MSE + bpp over these qualities, lower is "
+                f"better): {score:.4f}.",
+            ]
+        lines.append("")
+    other = {
+        k: v
+        for k, v in p.items()
+        if k
+        not in {
+            "command", "steps", "selected_step", "train_config", "data", "images", "init",
+            "sessions", "wall_seconds", "device", "precision", "torch", "aecompress",
+            "created", "validation", "valid_data",
+        }
+    }  # fmt: skip
+    if other:
+        lines += ["## Other provenance", "", "| | |", "| --- | --- |"]
+        lines += [f"| {_cell(k)} | {_cell(v)} |" for k, v in sorted(other.items())]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_model_card(ckpt: Checkpoint, path: Path) -> None:
+    """Write the card atomically (temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(render_model_card(ckpt), encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
