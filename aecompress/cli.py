@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -100,7 +99,7 @@ def _guard() -> Iterator[None]:
     """Turn what escapes a command into one line and an exit code, never a traceback."""
     try:
         yield
-    except (typer.Exit, click.exceptions.Exit, click.ClickException, click.Abort):
+    except (typer.Exit, typer.Abort, typer.TyperException):
         raise
     except KeyboardInterrupt:
         # Outputs are written to a temporary file and renamed: nothing partial is left.
