@@ -81,6 +81,18 @@ def ste_round(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
+def _run(layers: list[nn.Module], v: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """Apply layers in order; under autocast to `dtype` (result back in float32) if given."""
+    if dtype is None:
+        for layer in layers:
+            v = layer(v)
+        return v
+    with torch.autocast(v.device.type, dtype=dtype):
+        for layer in layers:
+            v = layer(v)
+    return v.float()
+
+
 @dataclass
 class ForwardOutput:
     x_hat: torch.Tensor  # B×3×H×W reconstruction (float, not clamped)
@@ -141,10 +153,19 @@ class HyperpriorModel(nn.Module):
         return torch.exp(log_scale.clamp(math.log(c.scale_min), math.log(c.scale_max)))
 
     # ----- training ------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, position: torch.Tensor) -> ForwardOutput:
-        """x: B×3×H×W in [0, 1]; position: B trade-off positions in [0, K-1]."""
+    def forward(
+        self, x: torch.Tensor, position: torch.Tensor, inner_dtype: torch.dtype | None = None
+    ) -> ForwardOutput:
+        """x: B×3×H×W in [0, 1]; position: B trade-off positions in [0, K-1].
+
+        inner_dtype (e.g. torch.bfloat16) runs the inner layers of g_a and g_s under autocast,
+        nearly all of the arithmetic. bf16 keeps 8 significant bits while y, z and mu reach the
+        hundreds with bins 1 wide, so the last layer of g_a (which makes y), the first of g_s
+        (which reads y_hat), the hyperprior, the noise and every rate term stay float32.
+        """
+        g_a, g_s = list(self.g_a), list(self.g_s)
         gain, inv_gain = self.gains(position)
-        y = self.g_a(x) * gain[:, :, None, None]
+        y = g_a[-1](_run(g_a[:-1], x, inner_dtype)) * gain[:, :, None, None]
         z = self.h_a(y)
         # Rate terms use additive uniform noise; what feeds the decoder is rounded (straight-
         # through), so the transforms train on the values they will see at run time.
@@ -156,7 +177,7 @@ class HyperpriorModel(nn.Module):
         y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
         bits_y = bits(gaussian_likelihood(y_noisy, mu, scale)).sum((1, 2, 3))
         y_hat = ste_round(y - mu) + mu
-        x_hat = self.g_s(y_hat * inv_gain[:, :, None, None])
+        x_hat = _run(g_s[1:], g_s[0](y_hat * inv_gain[:, :, None, None]), inner_dtype)
         return ForwardOutput(x_hat=x_hat, bits_y=bits_y, bits_z=bits_z)
 
     # ----- run-time pieces (the codec drives these) ----------------------------------------

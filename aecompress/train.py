@@ -55,11 +55,10 @@ from rich.text import Text
 
 from . import __version__
 from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
-from .density import bits, gaussian_likelihood
 from .device import describe, resolve_device
 from .errors import AecError
 from .export import export_trained
-from .model import ForwardOutput, HyperpriorModel, ModelConfig, interpolate_levels, ste_round
+from .model import ForwardOutput, HyperpriorModel, ModelConfig, interpolate_levels
 from .modelcard import write_model_card
 from .validate import ValidationResult, frozen_copy, load_valid_images, validate_checkpoint
 from .validate import validate_model as _validate_model
@@ -276,39 +275,9 @@ def forward_mixed(
     position: torch.Tensor,
     dtype: torch.dtype | None = torch.bfloat16,
 ) -> ForwardOutput:
-    """`HyperpriorModel.forward` with g_a and g_s under autocast to `dtype` (None: no autocast,
-    then identical to model.forward, which tests/test_train.py checks).
-
-    bf16 keeps 8 significant bits: y, z and mu reach values in the hundreds while their
-    quantization bins are 1 wide, and the densities' tails need more than that. So only the
-    inner layers of the two big transforms run in bf16 (nearly all of the arithmetic, at full to
-    1/8 resolution); the last layer of g_a (which produces y), the first of g_s (which reads
-    y_hat), h_a, the hyperprior synthesis, the noise, the likelihoods and log2 stay float32.
-    (Autocast around the whole of model.forward would run h_a, h_s and the factorized density's
-    matmuls in bf16.)
-    """
-    kind = x.device.type
-
-    def low(layers: list[torch.nn.Module], v: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(kind, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            for layer in layers:
-                v = layer(v)
-        return v.float()
-
-    g_a, g_s = list(model.g_a), list(model.g_s)
-    gain, inv_gain = model.gains(position)
-    y = g_a[-1](low(g_a[:-1], x)) * gain[:, :, None, None]
-    z = model.h_a(y)
-    z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
-    bits_z = bits(model.density_z.likelihood(z_noisy)).sum((1, 2, 3))
-    z_hat = ste_round(z)
-    mu = model.h_s_mean(z_hat)
-    scale = model.scale_from_log(model.h_s_scale(z_hat))
-    y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
-    bits_y = bits(gaussian_likelihood(y_noisy, mu, scale)).sum((1, 2, 3))
-    y_hat = ste_round(y - mu) + mu
-    x_hat = low(g_s[1:], g_s[0](y_hat * inv_gain[:, :, None, None]))
-    return ForwardOutput(x_hat=x_hat, bits_y=bits_y, bits_z=bits_z)
+    """`HyperpriorModel.forward` with the inner layers of g_a and g_s under autocast to `dtype`
+    (None: plain float32); see the model's docstring for what stays float32 and why."""
+    return model(x, position, inner_dtype=dtype)
 
 
 def rd_loss(
