@@ -230,27 +230,27 @@ def test_decode_refuses_an_endless_stream_at_once(run, tmp_path):
 # ----- batches ----------------------------------------------------------------------------------
 
 
-def _twenty_inputs(folder: Path) -> tuple[list[Path], set[str]]:
+def _hundred_inputs(folder: Path) -> tuple[list[Path], set[str]]:
     folder.mkdir()
-    paths, bad = [], {"in05.png", "in11.png", "in17.png"}
-    for i in range(20):
+    paths, bad = [], {"in05.png", "in51.png", "in97.png"}
+    for i in range(100):
         p = folder / f"in{i:02d}.png"
         if p.name == "in05.png":
             p.write_bytes(b"not an image at all")
-        elif p.name == "in11.png":
+        elif p.name == "in51.png":
             p.write_bytes(b"")
-        elif p.name == "in17.png":
+        elif p.name == "in97.png":
             full = io.BytesIO()
             Image.fromarray(photo_like(16, 16, i)).save(full, "PNG")
             p.write_bytes(full.getvalue()[:60])
         else:
-            png(p, Image.fromarray(photo_like(16 + i, 12, i)))
+            png(p, Image.fromarray(photo_like(16 + i % 20, 12, i)))
         paths.append(p)
     return paths, bad
 
 
-def test_batch_of_twenty_with_three_bad(run, tmp_path):
-    paths, bad = _twenty_inputs(tmp_path / "src")
+def test_batch_of_a_hundred_with_three_bad(run, tmp_path):
+    paths, bad = _hundred_inputs(tmp_path / "src")
     out = tmp_path / "aec"
     out.mkdir()
     r = run("encode", *paths, "-o", out, "-q", "20")
@@ -260,13 +260,13 @@ def test_batch_of_twenty_with_three_bad(run, tmp_path):
     assert len(lines) == 3
     for name, line in zip(sorted(bad), lines, strict=True):
         assert name in line
-    assert "3 of 20 inputs failed" in r.stderr
+    assert "3 of 100 inputs failed" in r.stderr
     good = sorted(p.with_suffix(".aec").name for p in paths if p.name not in bad)
     assert listing(out) == good
     for name in good:  # every good one is complete
         assert container.unpack((out / name).read_bytes())[0].model_id == "tiny-test"
 
-    # The same through decode: 17 good files plus 3 broken ones.
+    # The same through decode: 97 good files plus 3 broken ones.
     inputs = [out / n for n in good]
     for name, data in (("x1.aec", b""), ("x2.aec", b"\x89AEC\x01"), ("x3.aec", b"junk")):
         (out / name).write_bytes(data)
@@ -276,7 +276,7 @@ def test_batch_of_twenty_with_three_bad(run, tmp_path):
     r = run("decode", *inputs, "-o", dec)
     assert r.exit_code == 1
     assert [line.split(": ")[1][-6:] for line in error_lines(r)] == ["x3.aec", "x2.aec", "x1.aec"]
-    assert "3 of 20 inputs failed" in r.stderr
+    assert "3 of 100 inputs failed" in r.stderr
     assert listing(dec) == sorted(n.replace(".aec", ".png") for n in good)
 
 
