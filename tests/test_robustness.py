@@ -497,6 +497,16 @@ def test_animated_gif_first_frame_and_a_warning(run, tmp_path):
     assert im.size == (30, 20) and im.mode == "P"
 
 
+@pytest.mark.parametrize("name", ["anim.webp", "pages.tiff"])
+def test_animated_webp_and_multipage_tiff_first_frame_and_a_warning(run, tmp_path, name):
+    frames = [Image.fromarray(photo_like(20, 30, s)) for s in range(3)]
+    src = tmp_path / name
+    frames[0].save(src, save_all=True, append_images=frames[1:])
+    _, im, warnings = _encode_decode(run, tmp_path, src)
+    assert name in warnings and "3 frames; only the first is encoded" in warnings
+    assert im.size == (30, 20) and im.mode == "RGB"
+
+
 def test_sixteen_bit_gray_png(run, tmp_path):
     values = (np.arange(24 * 32).reshape(24, 32) * 85).astype(np.uint16)
     src = tmp_path / "g16.png"
