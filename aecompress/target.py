@@ -72,16 +72,11 @@ def encode_to_target(codec: Codec, image: SourceImage, target: Target) -> Target
         if not ok:
             best = psnr(image.rgb, enc.rgb)
             raise TargetError(f"cannot reach {target.describe()}: quality 100 gives {best:.2f} dB")
-        # Invariant: hi meets the target; find the smallest quality that does.
         if meets(lo)[0]:
             return _finish(codec, image, y_raw, lo, trials)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if meets(mid)[0]:
-                hi = mid
-            else:
-                lo = mid
-        return _finish(codec, image, y_raw, hi, trials)
+        # lo misses, hi meets: the smallest quality that meets is one above the last miss.
+        best = _last_true(lambda c: not meets(c)[0], lo, hi) + 1
+        return _finish(codec, image, y_raw, best, trials)
     ok, enc = meets(lo)
     if not ok:
         raise TargetError(
@@ -90,14 +85,19 @@ def encode_to_target(codec: Codec, image: SourceImage, target: Target) -> Target
         )
     if meets(hi)[0]:
         return _finish(codec, image, y_raw, hi, trials)
-    # Invariant: lo meets the target, hi does not; find the largest quality that does.
+    # lo fits, hi does not: the largest quality that fits.
+    return _finish(codec, image, y_raw, _last_true(lambda c: meets(c)[0], lo, hi), trials)
+
+
+def _last_true(pred, lo: int, hi: int) -> int:
+    """Bisection: pred(lo) is true, pred(hi) false, pred monotone; the last true integer."""
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if meets(mid)[0]:
+        if pred(mid):
             lo = mid
         else:
             hi = mid
-    return _finish(codec, image, y_raw, lo, trials)
+    return lo
 
 
 def _finish(codec: Codec, image: SourceImage, y_raw, centi: int, trials: int) -> TargetResult:

@@ -88,3 +88,12 @@ def test_symbols_identical_across_threads_and_layouts(sample):
         torch.set_num_threads(before)
     assert torch.equal(decoded[0][0], decoded[1][0])
     assert torch.equal(decoded[0][1], decoded[1][1])
+
+
+def test_psnr_target_gives_the_smallest_quality_that_reaches_it(codec, sample):
+    from aecompress.target import Target, encode_to_target
+
+    goal = psnr(sample.rgb, codec.encode(sample, 40).rgb) - 0.2
+    res = encode_to_target(codec, sample, Target("psnr", goal))
+    assert psnr(sample.rgb, res.encoded.rgb) >= goal
+    assert psnr(sample.rgb, codec.encode(sample, res.quality - 0.01).rgb) < goal
