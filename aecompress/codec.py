@@ -108,11 +108,10 @@ class Codec:
         self.y_coder = TableCoder(checkpoint.y_tables)
 
     # ----- shared pieces ----------------------------------------------------------------------
-    def _z_ids(self, z_hat: torch.Tensor) -> np.ndarray:
-        """Table id of each z element: its channel. z_hat: 1×Nh×h×w."""
-        return np.broadcast_to(
-            np.arange(z_hat.shape[1]).reshape(1, -1, 1, 1), tuple(z_hat.shape)
-        ).copy()
+    @staticmethod
+    def _z_ids(shape: tuple[int, ...]) -> np.ndarray:
+        """Table id of each z element (1×Nh×h×w): its channel."""
+        return np.broadcast_to(np.arange(shape[1]).reshape(1, -1, 1, 1), shape).copy()
 
     def _prior(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
         """z_hat (1×Nh×h×w int64, CPU) → mean of y_g on the device, scale indexes (int64)."""
@@ -169,7 +168,7 @@ class Codec:
         z_hat = torch.round(self.model.h_a(y)).to("cpu", torch.int64)  # 1×Nh×H/64×W/64
         mu, indexes = self._prior(z_hat)
         sym = torch.round(y - mu).to("cpu", torch.int64)  # residuals, coded exactly
-        z_ids = self._z_ids(z_hat)
+        z_ids = self._z_ids(tuple(z_hat.shape))
         streams = Streams(
             z=self.z_coder.encode(z_hat.numpy(), z_ids),
             y=self.y_coder.encode(sym.numpy(), indexes),
@@ -220,7 +219,7 @@ class Codec:
         hz = -(-header.height // PAD_MULTIPLE)
         wz = -(-header.width // PAD_MULTIPLE)
         nh = self.checkpoint.config.Nh
-        z_ids = np.broadcast_to(np.arange(nh).reshape(1, -1, 1, 1), (1, nh, hz, wz)).copy()
+        z_ids = self._z_ids((1, nh, hz, wz))
         z_hat = torch.from_numpy(self.z_coder.decode(streams.z, z_ids))
         mu, indexes = self._prior(z_hat)
         sym = torch.from_numpy(self.y_coder.decode(streams.y, indexes))

@@ -16,7 +16,7 @@ host synchronisation between log steps. Matmuls stay IEEE float32: the only ones
 factorized density's, which evaluate the rate of z. `bf16=True` runs g_a and g_s (nearly all of
 the arithmetic) under bfloat16 autocast, except the two layers at the latent, which produce y and
 consume y_hat; h_a, the hyperprior synthesis, the noise, the densities and every log2 of a rate
-stay float32 (`forward_mixed`).
+stay float32 (`HyperpriorModel.forward`'s `inner_dtype`).
 
 state.pt holds the model, optimizer, step, schedule, RNG states (Python, torch CPU, CUDA), the
 best validation so far and the wall time, written atomically. On the CPU a resumed run is
@@ -58,7 +58,7 @@ from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from .device import describe, resolve_device
 from .errors import AecError
 from .export import export_trained
-from .model import ForwardOutput, HyperpriorModel, ModelConfig, interpolate_levels
+from .model import HyperpriorModel, ModelConfig, interpolate_levels
 from .modelcard import write_model_card
 from .validate import ValidationResult, frozen_copy, load_valid_images, validate_checkpoint
 from .validate import validate_model as _validate_model
@@ -155,16 +155,6 @@ def _decode_images(
             warn(f"skipping {p}: smaller than the {min_size}px patch size")
             continue
         images.append(torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous())
-    return images
-
-
-def load_patches(
-    paths: Sequence[Path], min_size: int, warn: Callable[[str], None] = print
-) -> list[torch.Tensor]:
-    """Decode every image once to a 3×H×W uint8 tensor; skip unreadable or too small ones."""
-    images = _decode_images(paths, min_size, warn)
-    if not images:
-        raise AecError("no usable training images found")
     return images
 
 
@@ -269,17 +259,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * frac))
 
 
-def forward_mixed(
-    model: HyperpriorModel,
-    x: torch.Tensor,
-    position: torch.Tensor,
-    dtype: torch.dtype | None = torch.bfloat16,
-) -> ForwardOutput:
-    """`HyperpriorModel.forward` with the inner layers of g_a and g_s under autocast to `dtype`
-    (None: plain float32); see the model's docstring for what stays float32 and why."""
-    return model(x, position, inner_dtype=dtype)
-
-
 def rd_loss(
     model: HyperpriorModel,
     x: torch.Tensor,
@@ -289,11 +268,11 @@ def rd_loss(
 ):
     """Per-batch mean RD loss; also returns mean bpp and mean PSNR for logging.
 
-    mixed: autocast dtype for g_a / g_s (`forward_mixed`), None for plain float32.
+    mixed: autocast dtype for the inner layers of g_a / g_s, None for plain float32.
     log_lambdas: K×1 log of the levels' lambdas, already on the device (model.lambdas builds
     it from a Python list every call, a host-to-device copy that waits for the GPU).
     """
-    out = model(x, position) if mixed is None else forward_mixed(model, x, position, mixed)
+    out = model(x, position, inner_dtype=mixed)
     pixels = x.shape[2] * x.shape[3]
     mse = ((out.x_hat - x) ** 2).mean((1, 2, 3))
     bpp = (out.bits_y + out.bits_z) / pixels

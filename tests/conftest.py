@@ -44,6 +44,15 @@ def make_tiny_checkpoint(seed: int = 0, model_id: str = "tiny-test") -> Checkpoi
     return export_checkpoint(model, calib, model_id, {"purpose": "tests"})
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny convolutions gain nothing from threads, and lose a lot on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint() -> Checkpoint:
     return make_tiny_checkpoint()

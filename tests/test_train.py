@@ -21,7 +21,7 @@ from aecompress.export import load_training_model
 from aecompress.imageio import SourceImage
 from aecompress.model import HyperpriorModel
 from aecompress.modes import ColourMode
-from aecompress.train import ImageSet, forward_mixed, rd_loss, read_state
+from aecompress.train import ImageSet, rd_loss, read_state
 from aecompress.validate import VALID_QUALITIES
 
 TINY_ARGS = ["--batch-size", "2", "--patch-size", "64", "--N", "8", "--M", "8", "--Nh", "8"]
@@ -29,13 +29,7 @@ OLD_STATE_KEYS = {"model_config", "train_config", "model", "optimizer", "step", 
                   "torch_rng"}  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny convolutions gain nothing from threads, and lose a lot on a busy machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_images(folder, count=3, height=80, width=72, seed=0):
@@ -220,11 +214,11 @@ def test_mixed_forward_matches_the_model_and_keeps_rates_float32():
     torch.manual_seed(1)
     ref = model(x, position)
     torch.manual_seed(1)
-    same = forward_mixed(model, x, position, dtype=None)
+    same = model(x, position, inner_dtype=None)
     for a, b in ((ref.x_hat, same.x_hat), (ref.bits_y, same.bits_y), (ref.bits_z, same.bits_z)):
         assert torch.equal(a, b)
     torch.manual_seed(1)
-    bf = forward_mixed(model, x, position, dtype=torch.bfloat16)
+    bf = model(x, position, inner_dtype=torch.bfloat16)
     assert bf.x_hat.dtype == bf.bits_y.dtype == bf.bits_z.dtype == torch.float32
     assert torch.allclose(bf.bits_z, ref.bits_z, rtol=0.05)
     torch.manual_seed(1)
