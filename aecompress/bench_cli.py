@@ -87,11 +87,12 @@ def bench(
         ),
     ] = "auto",
     model: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--model",
-            help="Model checkpoint for aec (default: $AECOMPRESS_MODEL, else the shipped model).",
-            dir_okay=False,
+            help="Model for aec: a checkpoint file, or the id or fingerprint of a model listed by "
+            "`aecompress models` (default: $AECOMPRESS_MODEL, else the shipped default).",
+            show_default=False,
         ),
     ] = None,
     workers: Annotated[
@@ -214,12 +215,13 @@ def bench(
     err.print(f"done in {result.seconds:.0f} s")
 
 
-def _open_codec(device: str, model: Path | None, err: Console):
+def _open_codec(device: str, model: str | None, err: Console):
     from .checkpoint import load_checkpoint
     from .codec import Codec
     from .device import describe, resolve_device
+    from .registry import ModelLibrary
 
     dev = resolve_device(device)
-    ckpt = load_checkpoint(model)
+    ckpt = load_checkpoint(ModelLibrary().encoder_model(model))
     err.print(f"model {ckpt.model_id} ({ckpt.fingerprint.hex()}) on {describe(dev)}")
     return Codec(ckpt, dev)

@@ -22,8 +22,6 @@ from .tables import PmfTables, factorized_tables, gaussian_tables, scale_table
 
 CHECKPOINT_FORMAT = "aecompress-checkpoint"
 CHECKPOINT_VERSION = 1
-DEFAULT_MODEL_FILE = "aec-hp.pt"
-MODEL_ENV = "AECOMPRESS_MODEL"
 
 
 @dataclass
@@ -107,16 +105,17 @@ def save_checkpoint(ckpt: Checkpoint, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def default_model_path() -> Path:
-    """$AECOMPRESS_MODEL, else the model shipped in the repository's pretrained/ folder."""
-    env = os.environ.get(MODEL_ENV)
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "pretrained" / DEFAULT_MODEL_FILE
+@dataclass(frozen=True)
+class CheckpointIdentity:
+    """What a checkpoint file says about itself, read without building the model."""
+
+    model_id: str
+    fingerprint: bytes  # 8 bytes, as every .aec file it writes names it
+    provenance: dict[str, str]
 
 
-def load_checkpoint(path: Path | None = None) -> Checkpoint:
-    path = Path(path) if path is not None else default_model_path()
+def _read_payload(path: Path) -> dict:
+    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"model file not found: {path}")
     try:
@@ -132,6 +131,24 @@ def load_checkpoint(path: Path | None = None) -> Checkpoint:
             f"{path}: model file version {payload.get('version')} is not supported "
             f"(this build reads version {CHECKPOINT_VERSION})"
         )
+    return payload
+
+
+def read_identity(path: Path) -> CheckpointIdentity:
+    """Model id, fingerprint and provenance of a checkpoint file (no network is built)."""
+    payload = _read_payload(path)
+    try:
+        return CheckpointIdentity(
+            model_id=str(payload["model_id"]),
+            fingerprint=_fingerprint(payload),
+            provenance={str(k): str(v) for k, v in payload.get("provenance", {}).items()},
+        )
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: inconsistent model file ({e})") from e
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    payload = _read_payload(path)
     try:
         config = ModelConfig.from_dict(payload["config"])
         model = HyperpriorModel(config)

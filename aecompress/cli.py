@@ -19,12 +19,22 @@ from rich.text import Text
 
 from . import __version__
 from .bench_cli import bench
-from .checkpoint import MODEL_ENV, load_checkpoint
+from .checkpoint import load_checkpoint
 from .codec import Codec
 from .container import DEFAULT_MAX_PIXELS
 from .device import DEVICE_CHOICES, describe, resolve_device
 from .errors import AecError
-from .operations import STDIO, decode_one, encode_one, info_one, input_ids, output_paths
+from .operations import (
+    STDIO,
+    CodecPool,
+    decode_one,
+    encode_one,
+    info_one,
+    input_ids,
+    list_models,
+    output_paths,
+)
+from .registry import MODEL_ENV, MODELS_DIR_ENV, ModelLibrary
 from .target import Target, parse_size
 
 app = typer.Typer(
@@ -55,11 +65,21 @@ DeviceOpt = Annotated[
     ),
 ]
 ModelOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--model",
-        help=f"Model checkpoint to use (default: ${MODEL_ENV}, else the shipped model).",
-        dir_okay=False,
+        help=f"Model to encode with: a checkpoint file, or the id or fingerprint of a model "
+        f"listed by `aecompress models` (default: ${MODEL_ENV}, else the shipped default).",
+        show_default=False,
+    ),
+]
+DecodeModelsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model",
+        help=f"A model file to look in besides the shipped models and ${MODELS_DIR_ENV} "
+        "(repeatable). Each file is decoded with the model it names.",
+        show_default=False,
     ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Replace existing output files.")]
@@ -113,13 +133,20 @@ def _guard() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _open_codec(device: str, model: Path | None) -> Codec:
-    dev = resolve_device(device)
-    ckpt = load_checkpoint(model)
+def _announce(codec: Codec) -> None:
+    ckpt = codec.checkpoint
     err.print(
-        f"model {ckpt.model_id} ({ckpt.fingerprint.hex()}) on {describe(dev)}", soft_wrap=True
+        f"model {ckpt.model_id} ({ckpt.fingerprint.hex()}) on {describe(codec.device)}",
+        soft_wrap=True,
     )
-    return Codec(ckpt, dev)
+
+
+def _open_codec(device: str, model: str | None) -> Codec:
+    """The codec `encode` uses: --model, else $AECOMPRESS_MODEL, else the shipped default."""
+    dev = resolve_device(device)
+    codec = Codec(load_checkpoint(ModelLibrary().encoder_model(model)), dev)
+    _announce(codec)
+    return codec
 
 
 def _run_batch(
@@ -271,20 +298,25 @@ def decode(
         ),
     ] = None,
     device: DeviceOpt = "auto",
-    model: ModelOpt = None,
+    models: DecodeModelsOpt = None,
     force: ForceOpt = False,
     fail_fast: FailFastOpt = False,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
 ) -> None:
-    """Decode .aec files back to images in their original size and colour mode."""
+    """Decode .aec files back to images in their original size and colour mode.
+
+    Each file is decoded with the model it names (see `aecompress models`), so files written by
+    different models decode together; a file whose model is not available is an error."""
     with _guard():
         targets = output_paths(inputs, output, ".png")
-        codec = _open_codec(device, model)
+        library = ModelLibrary(models or [])
+        library.check()
+        codecs = CodecPool(library, resolve_device(device), on_load=_announce)
         protect = input_ids(inputs)
         good, failed = _run_batch(
             inputs,
             targets,
-            lambda s, t: decode_one(codec, s, t, force, max_pixels, protect),
+            lambda s, t: decode_one(codecs, s, t, force, max_pixels, protect),
             fail_fast,
         )
         if STDIO not in targets:
@@ -303,10 +335,14 @@ def info(
     files: Annotated[list[str], typer.Argument(help=".aec files to describe; '-' = stdin.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    models: DecodeModelsOpt = None,
 ) -> None:
-    """Show what an .aec file's header says (model, size, mode, quality, streams) and its bpp."""
+    """Show what an .aec file's header says (model, size, mode, quality, streams), its bpp,
+    and the model file that decodes it (or that it is not available here)."""
     with _guard():
-        good, failed = _run_batch(files, files, lambda s, _t: info_one(s, max_pixels))
+        library = ModelLibrary(models or [])
+        library.check()
+        good, failed = _run_batch(files, files, lambda s, _t: info_one(s, max_pixels, library))
         if as_json:
             out.print_json(json.dumps([r.to_dict() for r in good]))
         else:
@@ -316,11 +352,75 @@ def info(
                     f"{r.width}x{r.height} {r.mode}, quality {r.quality:g}, "
                     f"{r.file_bytes:,} bytes (z {r.z_bytes:,}, y {r.y_bytes:,}, "
                     f"alpha {r.alpha_bytes:,}, palette {r.palette_bytes:,}, "
-                    f"icc {r.icc_bytes:,}), {r.bpp:.4f} bpp",
+                    f"icc {r.icc_bytes:,}), {r.bpp:.4f} bpp; "
+                    + (f"model file {r.model_file}" if r.model_file else "model not available"),
                     soft_wrap=True,
                 )
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def models(
+    extra: DecodeModelsOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the models available for decoding, and the default for encoding: id, fingerprint,
+    size, what each was trained on and for how long, and its bpp range on Kodak where recorded.
+
+    Models are looked for in --model files, $AECOMPRESS_MODEL, the models installed with the
+    package and the folders of $AECOMPRESS_MODELS."""
+    with _guard():
+        library = ModelLibrary(extra or [])
+        reports = list_models(library)
+        for problem in library.problems:
+            _warn(problem)
+        err.print(f"looked in: {library.describe_places()}", soft_wrap=True)
+        if as_json:
+            out.print_json(json.dumps([r.to_dict() for r in reports]))
+        elif reports:
+            out.print(_models_table(reports))
+        else:
+            err.print("no models found", soft_wrap=True)
+    if not reports:
+        raise typer.Exit(1)
+
+
+def _models_table(reports) -> Table:
+    """One row per model, narrow enough for 80 columns: the details are in --json."""
+    t = Table(title=None, show_edge=False, show_lines=True)
+    t.add_column("model", overflow="fold")
+    t.add_column("MiB", justify="right", no_wrap=True)
+    t.add_column("trained on", no_wrap=True)
+    t.add_column("training", no_wrap=True)
+    t.add_column("Kodak", no_wrap=True)
+    for r in reports:
+        model = Text(r.model_id + "\n" + r.fingerprint)
+        if r.default:
+            model.append("\ndefault", style="bold")
+        trained_on = f"{r.images} images" if r.images else "-"
+        when = ", ".join(x for x in (_minutes(r.training_seconds), _short_device(r.device)) if x)
+        steps = f"{r.steps.split()[0]} steps" if r.steps else ""
+        training = "\n".join(x for x in (steps, when) if x)
+        kodak = "-"
+        if r.kodak:
+            lo, hi = r.kodak[0], r.kodak[-1]
+            kodak = (
+                f"q {lo['quality']:g}-{hi['quality']:g}\n{lo['bpp']:.2f}-{hi['bpp']:.2f} bpp\n"
+                f"{lo['psnr']:.1f}-{hi['psnr']:.1f} dB"
+            )
+        t.add_row(model, f"{r.bytes / 2**20:.1f}", trained_on, training or "-", kodak)
+    return t
+
+
+def _short_device(device: str | None) -> str | None:
+    return device.split(" (")[0] if device else None  # "cpu (2 threads, ...)" -> "cpu"
+
+
+def _minutes(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 app.command()(bench)

@@ -19,3 +19,7 @@ class ImageError(AecError):
 
 class CheckpointError(AecError):
     """A model checkpoint is missing, unreadable or inconsistent."""
+
+
+class ModelNotFoundError(CheckpointError):
+    """No available model has the id and fingerprint that an .aec file names."""

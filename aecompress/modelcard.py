@@ -48,6 +48,12 @@ def _sources(entries) -> str | None:
     return "; ".join(parts)
 
 
+def describe_data(provenance: dict[str, str]) -> str | None:
+    """What the model was trained on: the folders and image counts `aecompress train` records,
+    or the free text of an older checkpoint."""
+    return _sources(_json(provenance, "data")) or provenance.get("data") or None
+
+
 def render_model_card(ckpt: Checkpoint) -> str:
     p = ckpt.provenance
     c = ckpt.config
@@ -95,11 +101,9 @@ def render_model_card(ckpt: Checkpoint) -> str:
             "additive uniform noise for the rates, straight-through rounding for the decoder",
         )
     )
-    data = _sources(_json(p, "data"))
+    data = describe_data(p)
     if data:
         rows.append(("data", data))
-    elif p.get("data"):
-        rows.append(("data", p["data"]))
     if p.get("init"):
         rows.append(("initialised from", p["init"]))
     sessions = _json(p, "sessions")

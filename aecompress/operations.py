@@ -17,13 +17,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import torch
 
 from . import container
+from .checkpoint import load_checkpoint, read_identity
 from .codec import Codec
-from .errors import AecError, ImageError
+from .container import Header
+from .errors import AecError, CheckpointError, ImageError, ModelNotFoundError
 from .fileio import check_writable, write_output, write_stdout
 from .imageio import image_format_for, load_image, restore_image, save_image
 from .metrics import ms_ssim, psnr
+from .modelcard import describe_data
+from .registry import ModelLibrary
 from .target import Target, encode_to_target
 
 STDIO = "-"
@@ -71,6 +76,7 @@ class InfoReport:
     format_version: int
     model_id: str
     fingerprint: str
+    model_file: str | None  # the model file that decodes it, None when it is not available
     width: int
     height: int
     mode: str
@@ -85,6 +91,53 @@ class InfoReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class ModelReport:
+    model_id: str
+    fingerprint: str
+    file: str
+    source: str  # where it was found: package, $AECOMPRESS_MODELS, $AECOMPRESS_MODEL, --model
+    bytes: int
+    default: bool  # what `encode` uses without --model
+    trained_on: str | None  # from the checkpoint's provenance
+    images: int | None
+    steps: str | None
+    training_seconds: float | None
+    device: str | None
+    kodak: list[dict]  # [{quality, bpp, psnr}] measured on Kodak, where the index records it
+    kodak_command: str | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class CodecPool:
+    """One Codec per model that the files of a batch name, found by the id and fingerprint in
+    each file's header and loaded on first use."""
+
+    def __init__(
+        self,
+        library: ModelLibrary,
+        device: torch.device,
+        on_load: Callable[[Codec], None] | None = None,
+    ):
+        self.library = library
+        self.device = device
+        self.on_load = on_load
+        self._codecs: dict[tuple[str, bytes], Codec] = {}
+
+    def for_header(self, header: Header) -> Codec:
+        key = (header.model_id, header.fingerprint)
+        if key not in self._codecs:
+            found = self.library.find(header.model_id, header.fingerprint)
+            codec = Codec(load_checkpoint(found.path), self.device)
+            codec.check_model(header)  # the weights decide, whatever an index says
+            self._codecs[key] = codec
+            if self.on_load is not None:
+                self.on_load(codec)
+        return self._codecs[key]
 
 
 SNIFF_BYTES = len(container.MAGIC)  # what read_input shows its `sniff` before reading on
@@ -266,19 +319,25 @@ def encode_one(
 
 
 def decode_one(
-    codec: Codec,
+    codecs: Codec | CodecPool,
     source: str,
     target: str,
     force: bool,
     max_pixels: int,
     protect: frozenset[tuple[int, int]] = frozenset(),
 ) -> DecodeReport:
-    """Decode one .aec file to one image file; `protect`: input_ids() of the whole batch."""
+    """Decode one .aec file to one image file; `protect`: input_ids() of the whole batch.
+
+    `codecs`: a CodecPool decodes with the model the file names; a Codec refuses files of
+    another model."""
     if source != STDIO and not Path(source).exists():
         raise AecError(f"{source}: no such file")
     _prepare_output(target, force, source, protect)
     fmt = "PNG" if target == STDIO else image_format_for(Path(target))
     data = read_input(source, sniff=_sniff_aec)
+    codec = codecs
+    if isinstance(codecs, CodecPool):
+        codec = codecs.for_header(container.read_header(data, max_pixels=max_pixels))
     t0 = time.perf_counter()
     decoded = codec.decode(data, max_pixels=max_pixels)
     seconds = time.perf_counter() - t0
@@ -296,14 +355,23 @@ def decode_one(
     )
 
 
-def info_one(source: str, max_pixels: int) -> InfoReport:
+def info_one(source: str, max_pixels: int, library: ModelLibrary | None = None) -> InfoReport:
+    """What the header says, and (with a library) which model file decodes it, if any."""
     data = read_input(source, sniff=_sniff_aec)
     header, streams = container.unpack(data, max_pixels=max_pixels)
+    model_file = None
+    if library is not None:
+        try:
+            found = library.find(header.model_id, header.fingerprint)
+            model_file = os.path.abspath(found.path)
+        except ModelNotFoundError:  # info still describes the file
+            pass
     return InfoReport(
         file=source,
         format_version=container.FORMAT_VERSION,
         model_id=header.model_id,
         fingerprint=header.fingerprint.hex(),
+        model_file=model_file,
         width=header.width,
         height=header.height,
         mode=header.mode.name,
@@ -316,3 +384,53 @@ def info_one(source: str, max_pixels: int) -> InfoReport:
         icc_bytes=len(streams.icc),
         bpp=len(data) * 8 / header.pixels,
     )
+
+
+def list_models(library: ModelLibrary) -> list[ModelReport]:
+    """Every available model, in search order, described from its checkpoint and the index.
+
+    A file whose weights do not match its index entry is left out and noted in
+    library.problems."""
+    try:
+        default = os.path.realpath(library.encoder_model())
+    except CheckpointError as e:
+        library.problems.append(str(e))
+        default = None
+    reports = []
+    for m in library.available():
+        ident = read_identity(m.path)
+        if ident.fingerprint.hex() != m.fingerprint or ident.model_id != m.model_id:
+            library.problems.append(
+                f"{m.path}: holds model {ident.model_id} ({ident.fingerprint.hex()}), but "
+                f"the index lists {m.model_id} ({m.fingerprint})"
+            )
+            continue
+        p = ident.provenance
+        seconds = p.get("wall_seconds")
+        images = p.get("images")
+        reports.append(
+            ModelReport(
+                model_id=m.model_id,
+                fingerprint=m.fingerprint,
+                file=os.path.abspath(m.path),
+                source=m.source,
+                bytes=m.path.stat().st_size,
+                default=os.path.realpath(m.path) == default,
+                trained_on=describe_data(p),
+                images=int(images) if images and images.isdigit() else None,
+                steps=p.get("steps"),
+                training_seconds=float(seconds) if _is_number(seconds) else None,
+                device=p.get("device"),
+                kodak=[asdict(k) for k in m.kodak],
+                kodak_command=m.kodak_command or None,
+            )
+        )
+    return reports
+
+
+def _is_number(text: str | None) -> bool:
+    try:
+        float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True

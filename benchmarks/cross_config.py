@@ -19,6 +19,7 @@ import torch
 from aecompress.checkpoint import load_checkpoint
 from aecompress.codec import Codec
 from aecompress.imageio import load_image
+from aecompress.registry import default_model_path
 
 
 def main() -> None:
@@ -27,7 +28,7 @@ def main() -> None:
     ap.add_argument("--quality", type=float, default=50.0)
     ap.add_argument("--model", type=Path, default=None)
     args = ap.parse_args()
-    ckpt = load_checkpoint(args.model)
+    ckpt = load_checkpoint(args.model or default_model_path())
     configs = [
         ("1 thread, contiguous", 1, False, "cpu"),
         ("2 threads, channels_last", 2, True, "cpu"),

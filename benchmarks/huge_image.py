@@ -11,7 +11,7 @@ also printed by the script itself (getrusage). From the repository root:
 
     python3 benchmarks/huge_image.py --compare            # tiled vs untiled at 2048×1536
 
-Without pretrained/aec-hp.pt, pass --model PATH. A test-sized model (N = 16) or an untrained
+Without the shipped default model, pass --model PATH. A test-sized model (N = 16) or an untrained
 model of shipping size (to measure time and memory, e.g. N = 192, M = 320) can be made with
 
     python3 benchmarks/huge_image.py --make-model /tmp/tiny.pt --N 16 --M 16 --Nh 16
@@ -40,6 +40,7 @@ from aecompress.codec import TILE_CORE, TILE_PIXELS, Codec
 from aecompress.imageio import SourceImage
 from aecompress.model import HyperpriorModel, ModelConfig
 from aecompress.modes import ColourMode
+from aecompress.registry import default_model_path
 
 NEVER = 1 << 62  # a tile threshold no image reaches
 
@@ -146,7 +147,7 @@ def run_once(codec: Codec, image: SourceImage, quality: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--model", type=Path, help="checkpoint (default: pretrained/aec-hp.pt)")
+    ap.add_argument("--model", type=Path, help="checkpoint (default: the shipped default model)")
     ap.add_argument("--width", type=int, default=6000)
     ap.add_argument("--height", type=int, default=4000)
     ap.add_argument("--quality", type=float, default=75)
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        ckpt = load_checkpoint(args.model)
+        ckpt = load_checkpoint(args.model or default_model_path())
     except Exception as e:
         print(f"{e}\n(make a model with --make-model PATH and pass --model PATH)", file=sys.stderr)
         return 2

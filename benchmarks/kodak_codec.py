@@ -28,6 +28,7 @@ from aecompress.codec import Codec
 from aecompress.device import describe, resolve_device
 from aecompress.metrics import psnr
 from aecompress.operations import decode_one, encode_one
+from aecompress.registry import default_model_path
 
 JPEG_QUALITIES = (3, 5, 8, 12, 18, 25, 35, 50, 65, 75, 85, 89, 93)
 
@@ -56,7 +57,7 @@ def main() -> None:
     paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() == ".png")
     qualities = [float(q) for q in args.qualities.split(",")]
     device = resolve_device(args.device)
-    ckpt = load_checkpoint(args.model)
+    ckpt = load_checkpoint(args.model or default_model_path())
     codec = Codec(ckpt, device)
     originals = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
     rows = []

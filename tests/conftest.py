@@ -44,6 +44,13 @@ def make_tiny_checkpoint(seed: int = 0, model_id: str = "tiny-test") -> Checkpoi
     return export_checkpoint(model, calib, model_id, {"purpose": "tests"})
 
 
+@pytest.fixture(autouse=True)
+def no_user_models(monkeypatch):
+    """Tests see the shipped models only, whatever the machine's own model settings are."""
+    monkeypatch.delenv("AECOMPRESS_MODEL", raising=False)
+    monkeypatch.delenv("AECOMPRESS_MODELS", raising=False)
+
+
 @pytest.fixture
 def one_thread():
     """Tiny convolutions gain nothing from threads, and lose a lot on a busy machine."""

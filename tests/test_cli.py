@@ -14,8 +14,8 @@ from conftest import photo_like
 from PIL import Image, ImageCms
 from typer.testing import CliRunner
 
-from aecompress.checkpoint import MODEL_ENV
 from aecompress.cli import app
+from aecompress.registry import MODEL_ENV
 
 
 @pytest.fixture
@@ -265,7 +265,7 @@ def test_missing_model_file(run, tmp_path):
     assert "model file not found" in r.stderr
 
 
-def test_decode_with_wrong_model(run, tmp_path):
+def test_decode_with_wrong_model(run, tmp_path, monkeypatch):
     from conftest import make_tiny_checkpoint
 
     from aecompress.checkpoint import save_checkpoint
@@ -274,6 +274,14 @@ def test_decode_with_wrong_model(run, tmp_path):
     save_checkpoint(make_tiny_checkpoint(seed=3, model_id="other-model"), other)
     src = save(tmp_path / "w.png", rgb())
     run("encode", src, "-o", tmp_path / "w.aec")
+    # --model only adds a place to look: the file's own model ($AECOMPRESS_MODEL) decodes it.
     r = run("decode", tmp_path / "w.aec", "-o", tmp_path / "w2.png", "--model", other)
+    assert r.exit_code == 0, r.output
+    assert "model tiny-test" in r.stderr and "other-model" not in r.stderr
+    assert (tmp_path / "w2.png").exists()
+    # Without its model, the file is refused, naming the model it needs.
+    monkeypatch.delenv(MODEL_ENV)
+    r = run("decode", tmp_path / "w.aec", "-o", tmp_path / "w3.png", "--model", other)
     assert r.exit_code == 1
-    assert "encoded with model tiny-test" in r.stderr
+    assert "encoded with model tiny-test" in r.stderr and "not available" in r.stderr
+    assert not (tmp_path / "w3.png").exists()

@@ -12,17 +12,18 @@ import torch
 from PIL import Image
 
 from aecompress import container
-from aecompress.checkpoint import default_model_path, load_checkpoint
+from aecompress.checkpoint import load_checkpoint
 from aecompress.codec import Codec
 from aecompress.imageio import load_image
 from aecompress.metrics import psnr
+from aecompress.registry import default_model_path
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "grace_hopper.png"
 
 
 @pytest.fixture(scope="module")
 def codec() -> Codec:
-    return Codec(load_checkpoint())
+    return Codec(load_checkpoint(default_model_path()))
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ def test_beats_jpeg_at_equal_rate_on_the_sample(codec, sample):
 
 
 def test_symbols_identical_across_threads_and_layouts(sample):
-    ckpt = load_checkpoint()
+    ckpt = load_checkpoint(default_model_path())
     data = Codec(ckpt).encode(sample, 75).data
     before = torch.get_num_threads()
     decoded = []

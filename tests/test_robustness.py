@@ -23,12 +23,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from aecompress import container
-from aecompress.checkpoint import MODEL_ENV, save_checkpoint
+from aecompress.checkpoint import save_checkpoint
 from aecompress.cli import app
 from aecompress.codec import Codec
 from aecompress.container import Header, Streams
 from aecompress.imageio import SourceImage, load_image
 from aecompress.modes import ColourMode
+from aecompress.registry import MODEL_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,8 +182,9 @@ def test_unexpected_library_errors_are_one_line_and_the_batch_goes_on(
 
     monkeypatch.setattr(Codec, "decode", flaky)
     (tmp_path / "a.aec").write_bytes(valid_aec)
-    (tmp_path / "b.aec").write_bytes(valid_aec + b"b")  # distinct bytes; never really decoded
-    (tmp_path / "c.aec").write_bytes(valid_aec + b"c")
+    # Distinct valid files (their headers are read to find the model); never really decoded.
+    (tmp_path / "b.aec").write_bytes(_repack(valid_aec, quality_centi=4000))
+    (tmp_path / "c.aec").write_bytes(_repack(valid_aec, quality_centi=6000))
     (tmp_path / "d.aec").write_bytes(valid_aec)
     out = tmp_path / "out"
     out.mkdir()
@@ -581,9 +583,17 @@ def test_unusual_modes(run, tmp_path, mode, fmt, note, back):
         assert np.array_equal(load_image(src).rgb[:, :, 0], gray)
 
 
-def test_checkpoint_mismatch_names_the_model(run, tmp_path, valid_aec):
+def test_missing_model_names_the_model_and_where_it_was_looked_for(
+    run, tmp_path, valid_aec, monkeypatch
+):
     other = tmp_path / "other.pt"
     save_checkpoint(make_tiny_checkpoint(seed=5, model_id="another"), other)
     (tmp_path / "x.aec").write_bytes(valid_aec)
+    monkeypatch.delenv(MODEL_ENV)  # the tiny model that wrote x.aec is nowhere to be found
     r = run("decode", tmp_path / "x.aec", "-o", tmp_path / "x.png", "--model", other)
-    assert_clean_failure(r, "x.aec", "encoded with model tiny-test", "loaded model is another")
+    fingerprint = container.unpack(valid_aec)[0].fingerprint.hex()
+    assert_clean_failure(
+        r, "x.aec", f"encoded with model tiny-test ({fingerprint})", "not available",
+        f"--model {other}", "the package's models in", "$AECOMPRESS_MODELS (unset)",
+    )  # fmt: skip
+    assert listing(tmp_path) == ["other.pt", "x.aec"]

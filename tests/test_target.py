@@ -5,11 +5,11 @@ from conftest import photo_like
 from PIL import Image
 from typer.testing import CliRunner
 
-from aecompress.checkpoint import MODEL_ENV
 from aecompress.cli import app
 from aecompress.codec import Codec
 from aecompress.imageio import SourceImage
 from aecompress.modes import ColourMode
+from aecompress.registry import MODEL_ENV
 from aecompress.target import Target, TargetError, encode_to_target, parse_size
 
 

@@ -1,0 +1,103 @@
+"""A built wheel carries every shipped model, and once installed it finds them from any folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import photo_like
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _can_build_without_isolation() -> bool:
+    """setuptools >= 70.1 builds wheels itself; older ones need the `wheel` package."""
+    try:
+        import setuptools
+    except ImportError:
+        return False
+    major, minor = (int(x) for x in setuptools.__version__.split(".")[:2])
+    if (major, minor) >= (70, 1):
+        return True
+    try:
+        import wheel  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel of a copy of the project (the build writes into its source tree)."""
+    src = tmp_path_factory.mktemp("src")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    for name in ("aecompress", "pretrained"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    dist = tmp_path_factory.mktemp("dist")
+    # Without build isolation when this environment can build (fast, offline); else pip fetches
+    # the build requirements from the package index.
+    flags = ["--no-build-isolation"] if _can_build_without_isolation() else []
+    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *flags, "-w", str(dist), "."]
+    r = subprocess.run(cmd, cwd=src, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    (found,) = dist.glob("aecompress-*.whl")
+    return found
+
+
+def test_wheel_holds_every_shipped_model(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = sorted(p.name for p in (ROOT / "pretrained").iterdir() if p.suffix == ".pt")
+    assert shipped, "pretrained/ holds no model"
+    for name in [*shipped, "models.json", "__init__.py"]:
+        assert f"aecompress/pretrained/{name}" in names, name
+    with zipfile.ZipFile(wheel) as z:
+        for name in shipped:  # whole files, not pointers or stubs
+            size = z.getinfo(f"aecompress/pretrained/{name}").file_size
+            assert size == (ROOT / "pretrained" / name).stat().st_size
+
+
+def test_installed_wheel_works_from_any_folder(wheel, tmp_path):
+    """Installed apart from the checkout, run from an unrelated folder with no model settings:
+    models are found inside the installed package, and encode / decode / info / models work."""
+    site = tmp_path / "site"
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+         "--target", str(site), str(wheel)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    Image.fromarray(photo_like(48, 64)).save(work / "photo.png")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AECOMPRESS_")}
+    env["PYTHONPATH"] = str(site)  # before site-packages, where the editable checkout is
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "aecompress", *args],
+            cwd=work, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    r = cli("models", "--json")
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(r.stdout)
+    assert Path(row["file"]).is_relative_to(site / "aecompress" / "pretrained"), row["file"]
+    assert row["default"]
+    r = cli("encode", "photo.png", "-q", "40")
+    assert r.returncode == 0, r.stderr
+    assert f"model {row['model_id']} ({row['fingerprint']})" in r.stderr
+    r = cli("info", "photo.aec", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)[0]["model_file"] == row["file"]
+    r = cli("decode", "photo.aec", "-o", "back.png")
+    assert r.returncode == 0, r.stderr
+    with Image.open(work / "back.png") as im:
+        assert im.size == (64, 48)
