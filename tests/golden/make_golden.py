@@ -1,0 +1,62 @@
+"""Write the golden files of a shipped model: a small .aec file it encoded, the pixels it decodes
+to and the hash of its entropy-decoded symbols. Run once when a model is added to pretrained/:
+
+    python3 tests/golden/make_golden.py MODEL_ID
+
+tests/test_golden.py then decodes every golden file with no flags, whatever the default model
+is, so that no shipped model can be replaced or removed without its files noticing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # conftest's image generator
+
+from conftest import photo_like  # noqa: E402
+
+from aecompress.checkpoint import load_checkpoint  # noqa: E402
+from aecompress.codec import Codec  # noqa: E402
+from aecompress.imageio import SourceImage  # noqa: E402
+from aecompress.modes import ColourMode  # noqa: E402
+from aecompress.registry import read_index  # noqa: E402
+
+HEIGHT, WIDTH, SEED, QUALITY = 48, 64, 7, 50.0
+
+
+def symbols_sha256(codec: Codec, data: bytes) -> str:
+    """SHA-256 of z_hat and the y residuals as little-endian int64: exact on any machine."""
+    _, _, z_hat, sym, _ = codec.decode_symbols(data)
+    h = hashlib.sha256()
+    for t in (z_hat, sym):
+        h.update(t.numpy().astype("<i8").tobytes())
+    return h.hexdigest()
+
+
+def main() -> None:
+    (model_id,) = sys.argv[1:]
+    (entry,) = [m for m in read_index().models if m.model_id == model_id]
+    codec = Codec(load_checkpoint(entry.path))
+    image = SourceImage(rgb=photo_like(HEIGHT, WIDTH, SEED), mode=ColourMode.RGB)
+    data = codec.encode(image, QUALITY).data
+    decoded = codec.decode(data).rgb
+    (HERE / f"{model_id}.aec").write_bytes(data)
+    Image.fromarray(decoded).save(HERE / f"{model_id}.png")
+    meta = {
+        "model_id": model_id,
+        "fingerprint": entry.fingerprint,
+        "quality": QUALITY,
+        "symbols_sha256": symbols_sha256(codec, data),
+    }
+    (HERE / f"{model_id}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"wrote {model_id}.aec ({len(data)} bytes), .png and .json in {HERE}")
+
+
+if __name__ == "__main__":
+    main()
