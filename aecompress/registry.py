@@ -153,9 +153,11 @@ class ModelLibrary:
 
     extra: Sequence[str | Path] = ()
     environ: Mapping[str, str] | None = None
-    problems: list[str] = field(default_factory=list)  # model files that could not be read
-    _identified: dict[Path, ModelFile | CheckpointError] = field(default_factory=dict, repr=False)
-    _index: PackageIndex | CheckpointError | None = field(default=None, repr=False)
+    problems: list[str] = field(default_factory=list, init=False)  # files that could not be read
+    _identified: dict[Path, ModelFile | CheckpointError] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    _index: PackageIndex | CheckpointError | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.environ is None:
@@ -250,10 +252,10 @@ class ModelLibrary:
             self._note(str(e))
             shipped = ()
         for m in shipped:
-            if m.path.is_file() and first_time(m.path):
-                yield m
-            elif not m.path.is_file():
+            if not m.path.is_file():
                 self._note(f"the package's model {m.model_id} is missing: {m.path}")
+            elif first_time(m.path):
+                yield m
         for path in self._dir_files():
             if first_time(path):
                 found = self._identify(path, FROM_MODELS_DIR)
@@ -280,7 +282,7 @@ class ModelLibrary:
         if Path(choice).is_file():
             return Path(choice)
         if Path(choice).suffix != MODEL_SUFFIX and os.sep not in choice:
-            for m in self._shipped_and_dirs():
+            for m in self._candidates():  # the first in search order with that id
                 if choice in (m.model_id, m.fingerprint):
                     return m.path
         raise CheckpointError(
@@ -288,16 +290,6 @@ class ModelLibrary:
             f"of a model listed by `aecompress models`; the default model is used without "
             f"{FROM_ARGUMENT} and ${MODEL_ENV})"
         )
-
-    def _shipped_and_dirs(self) -> Iterator[ModelFile]:
-        try:
-            yield from (m for m in self.index().models if m.path.is_file())
-        except CheckpointError:
-            pass
-        for path in self._dir_files():
-            found = self._identify(path, FROM_MODELS_DIR)
-            if found is not None:
-                yield found
 
     def encoder_model(self, choice: str | Path | None = None) -> Path:
         """The checkpoint `encode` uses: `choice` (--model), else $AECOMPRESS_MODEL, else the
