@@ -21,6 +21,7 @@ from . import __version__
 from .bench_cli import bench
 from .checkpoint import load_checkpoint
 from .codec import Codec
+from .config import ModelConfig, TrainConfig
 from .container import DEFAULT_MAX_PIXELS
 from .device import DEVICE_CHOICES, describe, resolve_device
 from .errors import AecError
@@ -446,6 +447,11 @@ def main() -> None:
     app()
 
 
+_TRAIN = TrainConfig()
+_MODEL = ModelConfig()
+_QUALITIES = ", ".join(f"{q:g}" for q in _TRAIN.valid_qualities)
+
+
 @app.command()
 def train(
     ctx: typer.Context,
@@ -467,44 +473,48 @@ def train(
     ],
     steps: Annotated[
         int, typer.Option(min=1, help="Optimizer steps in all (with --resume: may extend the run).")
-    ] = 9000,
-    batch_size: Annotated[int, typer.Option(min=1, help="Random crops per step.")] = 8,
+    ] = _TRAIN.steps,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Random crops per step.")
+    ] = _TRAIN.batch_size,
     patch_size: Annotated[
         int, typer.Option(min=64, help="Crop side in pixels, a multiple of 64.")
-    ] = 128,
-    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (Adam).")] = 3e-4,
+    ] = _TRAIN.patch_size,
+    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (Adam).")] = _TRAIN.lr,
     lr_final: Annotated[
         float, typer.Option(min=0.0, help="Learning rate at the end of the cosine decay.")
-    ] = 1e-5,
+    ] = _TRAIN.lr_final,
     warmup: Annotated[
         int, typer.Option(min=0, help="Steps of linear warm-up before the cosine decay.")
-    ] = 200,
+    ] = _TRAIN.warmup,
     seed: Annotated[
         int, typer.Option(help="Seed for initialisation, crops, qualities, noise.")
-    ] = 0,
-    n: Annotated[int, typer.Option("--N", min=1, help="Channels inside g_a / g_s.")] = 64,
-    m: Annotated[int, typer.Option("--M", min=1, help="Channels of the latent y.")] = 160,
-    nh: Annotated[int, typer.Option("--Nh", min=1, help="Channels of the hyperprior and z.")] = 64,
+    ] = _TRAIN.seed,
+    n: Annotated[int, typer.Option("--N", min=1, help="Channels inside g_a / g_s.")] = _MODEL.N,
+    m: Annotated[int, typer.Option("--M", min=1, help="Channels of the latent y.")] = _MODEL.M,
+    nh: Annotated[
+        int, typer.Option("--Nh", min=1, help="Channels of the hyperprior and z.")
+    ] = _MODEL.Nh,
     valid: Annotated[
         list[Path] | None,
         typer.Option(
             "--valid",
             help="Validation images (file or folder, repeatable), encoded and decoded through "
-            "the real codec at qualities 10, 50, 90; the weights with the best score "
-            "(mean of lambda·MSE + bpp) are exported.",
+            f"the real codec at qualities {_QUALITIES}; the weights with the best score "
+            "(mean of lambda·MSE + bpp) are exported, the weight average or the last.",
             show_default=False,
         ),
     ] = None,
     valid_every: Annotated[
         int, typer.Option(min=0, help="Validate every N steps (0: only the exported model).")
-    ] = 1000,
+    ] = _TRAIN.valid_every,
     checkpoint_every: Annotated[
         int, typer.Option(min=1, help="Write DIR/state.pt every N steps (and at the end).")
-    ] = 500,
+    ] = _TRAIN.checkpoint_every,
     log_every: Annotated[
         int,
         typer.Option(min=1, help="A line in DIR/train.log (and the figures shown) every N steps."),
-    ] = 50,
+    ] = _TRAIN.log_every,
     resume: Annotated[
         Path | None,
         typer.Option(
@@ -542,8 +552,7 @@ def train(
     import shlex
     import sys
 
-    from .model import ModelConfig
-    from .train import ConsoleReporter, TrainConfig, TrainOptions, TrainUsageError, run_training
+    from .train import ConsoleReporter, TrainOptions, TrainUsageError, run_training
 
     # Options the user set (Typer vendors its own click: compare the source by name).
     given = {

@@ -14,51 +14,18 @@ Shapes for an input x of B×3×H×W (H, W multiples of 64):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from .config import ModelConfig
 from .density import FactorizedDensity, bits, gaussian_likelihood
 from .layers import GDN, conv, deconv
 
 QUALITY_MIN = 1.0
 QUALITY_MAX = 100.0
-
-
-def _default_lambdas() -> tuple[float, ...]:
-    # Rate–distortion trade-offs (loss = lambda * 255² * MSE + bpp), log-spaced so that the
-    # quality knob moves through bpp in roughly even ratios, ~0.1 to ~2 bpp on photos.
-    lo, hi, k = 0.0016, 0.3, 8
-    return tuple(round(lo * (hi / lo) ** (i / (k - 1)), 6) for i in range(k))
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Everything needed to rebuild the network; stored in every checkpoint."""
-
-    N: int = 128  # channels inside g_a / g_s
-    M: int = 192  # channels of the latent y
-    Nh: int = 128  # channels inside the hyperprior and of z
-    lambdas: tuple[float, ...] = field(default_factory=_default_lambdas)
-    scale_min: float = 0.11  # smallest std of the Gaussian table for y
-    scale_max: float = 256.0  # largest std of the Gaussian table for y
-    num_scales: int = 64  # entries of the Gaussian table (log-spaced)
-
-    @property
-    def levels(self) -> int:
-        return len(self.lambdas)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["lambdas"] = list(self.lambdas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        d = dict(d)
-        d["lambdas"] = tuple(float(v) for v in d["lambdas"])
-        return cls(**d)
+GAIN_SPREAD = 1.5  # initial log gain of the top level; the bottom level starts at its negative
 
 
 def quality_to_position(quality: torch.Tensor | float, levels: int) -> torch.Tensor:
@@ -132,11 +99,35 @@ class HyperpriorModel(nn.Module):
         )  # fmt: skip
         self.density_z = FactorizedDensity(nh)
         # Log gains per trade-off level (K×M): higher levels scale y up, i.e. finer quantization.
-        spread = torch.linspace(-1.0, 1.0, k).unsqueeze(1) * 1.2
-        self.log_gain = nn.Parameter(spread.repeat(1, m))
-        self.log_inv_gain = nn.Parameter(-spread.repeat(1, m))
+        # They train (at a higher learning rate than the transforms, `gain_parameters`); the
+        # start is only a guess at the spread between the ends of the range.
+        self.log_gain = nn.Parameter(torch.empty(k, m))
+        self.log_inv_gain = nn.Parameter(torch.empty(k, m))
+        self.spread_gains(GAIN_SPREAD)
 
     # ----- gains ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def spread_gains(self, top: float) -> None:
+        """Log gains from -top (level 0) to +top (level K-1), evenly; inverse gains opposite."""
+        k, m = self.log_gain.shape
+        spread = torch.linspace(-1.0, 1.0, k).unsqueeze(1) * top
+        self.log_gain.copy_(spread.repeat(1, m))
+        self.log_inv_gain.copy_(-spread.repeat(1, m))
+
+    def gain_parameters(self) -> list[nn.Parameter]:
+        return [self.log_gain, self.log_inv_gain]
+
+    def freeze_gdn_cross_channel(self) -> None:
+        """The GDN of models before 2026.12, for comparisons: off-diagonal gamma held at 0
+        with no gradient, i.e. a per-channel nonlinearity (see `layers.GDN`)."""
+        with torch.no_grad():
+            for layer in self.modules():
+                if isinstance(layer, GDN):
+                    layer.pedestal = 0.0
+                    c = layer.gamma_reparam.shape[0]
+                    layer.gamma_reparam.copy_(torch.eye(c) * 0.1**0.5)
+                    layer.beta_reparam.fill_(1.0)
+
     def gains(self, position: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Positions B → (gain, inverse gain), each B×M, interpolated geometrically."""
         return (

@@ -48,6 +48,53 @@ def _sources(entries) -> str | None:
     return "; ".join(parts)
 
 
+_SELECTED = {
+    "last": "the last step's",
+    "average": "the weight average (it validated better than the last step's weights)",
+    "best validation": "those of the best periodic validation",
+}
+
+
+def _batch(tc: dict) -> str:
+    flips = "all eight flips and rotations" if tc.get("dihedral") else "random flips"
+    return f"{tc.get('batch_size')} random crops of {tc.get('patch_size')}² px, {flips}"
+
+
+def _schedule(tc: dict) -> str:
+    budget = _duration(tc.get("train_seconds")) if tc.get("train_seconds") else None
+    over = f" over {budget} of training" if budget else ""
+    text = (
+        f"Adam, {tc.get('lr'):g} to {tc.get('lr_final'):g}, cosine{over}, "
+        f"{tc.get('warmup')} warm-up steps"
+    )
+    if tc.get("gain_lr_scale", 1) != 1:
+        text += f"; gain vectors at {tc['gain_lr_scale']:g}× that rate"
+    clips = []
+    if tc.get("clip_factor"):
+        clips.append(f"at {tc['clip_factor']:g}× its running mean")
+    if tc.get("grad_clip"):
+        clips.append(f"at {tc['grad_clip']:g}")
+    if clips:
+        text += "; gradient norm clipped " + " and ".join(clips)
+    if tc.get("ema_decay"):
+        text += f"; weight average with decay {tc['ema_decay']:g}"
+    return text
+
+
+def _objective(tc: dict) -> str:
+    positions = (
+        "t stratified over [0, K−1] (one crop per 1/B of the range)"
+        if tc.get("stratified")
+        else "t ~ U[0, K−1] per crop"
+    )
+    text = f"λ(t)·255²·MSE + bpp with {positions}"
+    if tc.get("level_norm"):
+        text += ", each crop divided by its level's running mean of λ·255²·MSE"
+    return text + (
+        "; additive uniform noise for the rates, straight-through rounding for the decoder"
+    )
+
+
 def describe_data(provenance: dict[str, str]) -> str | None:
     """What the model was trained on: the folders and image counts `aecompress train` records,
     or the free text of an older checkpoint."""
@@ -85,22 +132,14 @@ def render_model_card(ckpt: Checkpoint) -> str:
             ("steps", steps + (f" (weights from step {sel})" if sel and sel != steps else ""))
         )
     if tc:
-        rows.append(("batch", f"{tc.get('batch_size')} random crops of {tc.get('patch_size')}² px"))
-        rows.append(
-            (
-                "learning rate",
-                f"Adam, {tc.get('lr'):g} to {tc.get('lr_final'):g}, cosine, "
-                f"{tc.get('warmup')} warm-up steps; gradient norm clipped at {tc.get('grad_clip')}",
-            )
-        )
+        rows.append(("batch", _batch(tc)))
+        rows.append(("learning rate", _schedule(tc)))
         rows.append(("seed", str(tc.get("seed"))))
-    rows.append(
-        (
-            "objective",
-            "λ(t)·255²·MSE + bpp with t ~ U[0, K−1] per crop (the continuous quality range); "
-            "additive uniform noise for the rates, straight-through rounding for the decoder",
+    rows.append(("objective", _objective(tc)))
+    if p.get("selected_weights"):
+        rows.append(
+            ("exported weights", _SELECTED.get(p["selected_weights"], p["selected_weights"]))
         )
-    )
     data = describe_data(p)
     if data:
         rows.append(("data", data))

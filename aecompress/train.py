@@ -34,7 +34,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,11 +55,19 @@ from rich.text import Text
 
 from . import __version__
 from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from .config import MODEL_FIELDS, RESUME_FREE_FIELDS, RUN_FIELDS, TrainConfig
 from .device import describe, resolve_device
 from .errors import AecError
 from .export import export_trained
 from .model import HyperpriorModel, ModelConfig, interpolate_levels
 from .modelcard import write_model_card
+from .recipe import (
+    LevelNormaliser,
+    SpikeClip,
+    WeightAverage,
+    learning_rate,
+    stratified_positions,
+)
 from .validate import ValidationResult, frozen_copy, load_valid_images, validate_checkpoint
 from .validate import validate_model as _validate_model
 
@@ -73,36 +81,10 @@ CARD_FILE = "MODEL_CARD.md"
 LOG_FILE = "train.log"
 CALIBRATION_IMAGES = 64  # training images that size the integer network at the final export
 VALID_CALIBRATION_IMAGES = 8  # ... and at each periodic validation's temporary export
-# TrainConfig fields that define a run: resuming with other values would not continue it.
-RUN_FIELDS = ("batch_size", "patch_size", "warmup", "grad_clip", "seed")
-# ... and those a resumed run may change (the schedule then differs from then on).
-RESUME_FREE_FIELDS = ("steps", "lr", "lr_final", "checkpoint_every", "log_every", "valid_every")
-MODEL_FIELDS = ("N", "M", "Nh")
 
 
 class TrainUsageError(AecError):
     """Options that contradict each other or the run being resumed (the CLI exits with 2)."""
-
-
-@dataclass
-class TrainConfig:
-    steps: int = 20000
-    batch_size: int = 8
-    patch_size: int = 128
-    lr: float = 2e-4
-    lr_final: float = 2e-5  # cosine decay from lr to lr_final over the run
-    warmup: int = 200
-    grad_clip: float = 1.0
-    seed: int = 0
-    checkpoint_every: int = 500
-    log_every: int = 50
-    valid_every: int = 1000
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
-        """Tolerates states written by older versions (missing or extra fields)."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass
@@ -114,12 +96,14 @@ class StepStats:
     steps_per_s: float
     lr: float = 0.0
     total: int = 0
+    clipped: int = 0  # steps whose gradient norm was clipped, since the previous log line
 
     def line(self) -> str:
         total = f"/{self.total}" if self.total else ""
         return (
             f"step {self.step}{total}  loss {self.loss:.4f}  bpp {self.bpp:.4f}  "
-            f"PSNR {self.psnr:.2f} dB  lr {self.lr:.2e}  {self.steps_per_s:.2f} steps/s"
+            f"PSNR {self.psnr:.2f} dB  lr {self.lr:.2e}  {self.steps_per_s:.2f} steps/s  "
+            f"clipped {self.clipped}"
         )
 
 
@@ -207,10 +191,13 @@ class ImageSet:
     def __len__(self) -> int:
         return self.offsets.numel()
 
-    def crops(self, batch: int, size: int, gen: torch.Generator) -> torch.Tensor:
+    def crops(
+        self, batch: int, size: int, gen: torch.Generator, dihedral: bool = False
+    ) -> torch.Tensor:
         """B×3×size×size uint8 on the device: a uniform image, a uniform crop position, and a
-        horizontal and a vertical flip, each with probability 1/2."""
-        u = torch.rand(batch, 5, generator=gen, device=self.device)
+        horizontal and a vertical flip, each with probability 1/2; with `dihedral` also a
+        transposition with probability 1/2, which makes all eight flips and rotations."""
+        u = torch.rand(batch, 6 if dihedral else 5, generator=gen, device=self.device)
         n = len(self)
         i = (u[:, 0] * n).long().clamp_(max=n - 1)  # B
         h, w = self.heights[i], self.widths[i]
@@ -219,12 +206,19 @@ class ImageSet:
         ramp = torch.arange(size, device=self.device)
         rows = top[:, None] + torch.where(u[:, 3:4] < 0.5, size - 1 - ramp, ramp)  # B×size
         cols = left[:, None] + torch.where(u[:, 4:5] < 0.5, size - 1 - ramp, ramp)  # B×size
+        src_row = rows[:, :, None].expand(batch, size, size)  # B×size×size: output (a, b)
+        src_col = cols[:, None, :].expand(batch, size, size)  # reads (rows[a], cols[b])
+        if dihedral:  # transposed crops read (rows[b], cols[a])
+            t = (u[:, 5] < 0.5)[:, None, None]
+            src_row, src_col = (
+                torch.where(t, rows[:, None, :], src_row),
+                torch.where(t, cols[:, :, None], src_col),
+            )
         chan = torch.arange(3, device=self.device)
         index = (
             self.offsets[i, None, None, None]
             + chan[None, :, None, None] * (h * w)[:, None, None, None]
-            + rows[:, None, :, None] * w[:, None, None, None]
-            + cols[:, None, None, :]
+            + (src_row * w[:, None, None] + src_col)[:, None, :, :]
         )  # B×3×size×size
         return self.flat[index]
 
@@ -244,19 +238,25 @@ def training_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Step `step`'s batch: B×3×P×P floats in [0, 1] and B positions in [0, levels-1]."""
     gen.manual_seed(_step_seed(cfg.seed, step))
-    x = data.crops(cfg.batch_size, cfg.patch_size, gen).float().div_(255)
-    position = torch.rand(cfg.batch_size, generator=gen, device=data.device) * (levels - 1)
+    x = data.crops(cfg.batch_size, cfg.patch_size, gen, cfg.dihedral).float().div_(255)
+    if cfg.stratified:
+        position = stratified_positions(cfg.batch_size, levels, gen, data.device)
+    else:
+        position = torch.rand(cfg.batch_size, generator=gen, device=data.device) * (levels - 1)
     return x, position
 
 
 # ----- loss ----------------------------------------------------------------------------------
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    frac = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * frac))
+def lr_at(step: int, cfg: TrainConfig, train_seconds: float = 0.0) -> float:
+    """The learning rate of `step`; with cfg.train_seconds the cosine runs over training time
+    (`train_seconds` so far) instead of over steps."""
+    if cfg.train_seconds > 0:
+        progress = train_seconds / cfg.train_seconds
+    else:
+        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return learning_rate(step, progress, cfg.lr, cfg.lr_final, cfg.warmup)
 
 
 def rd_loss(
@@ -265,8 +265,13 @@ def rd_loss(
     position: torch.Tensor,
     mixed: torch.dtype | None = None,
     log_lambdas: torch.Tensor | None = None,
+    normaliser: LevelNormaliser | None = None,
 ):
-    """Per-batch mean RD loss; also returns mean bpp and mean PSNR for logging.
+    """Mean RD loss of the batch; also returns mean bpp and mean PSNR for logging.
+
+    normaliser: divides each crop's loss by its level's running mean of the distortion term
+    (updated with this batch first), so every level moves the shared weights alike; the
+    returned bpp and PSNR are raw.
 
     mixed: autocast dtype for the inner layers of g_a / g_s, None for plain float32.
     log_lambdas: K×1 log of the levels' lambdas, already on the device (model.lambdas builds
@@ -280,9 +285,13 @@ def rd_loss(
         lam = model.lambdas(position)
     else:
         lam = torch.exp(interpolate_levels(log_lambdas, position)).squeeze(1)
-    loss = (lam * 255**2 * mse + bpp).mean()
+    distortion = lam * 255**2 * mse  # B
+    per_crop = distortion + bpp
+    if normaliser is not None:
+        normaliser.update(position, distortion)
+        per_crop = per_crop / normaliser.scale(position)
     psnr = (10 * torch.log10(1 / mse.detach().clamp(min=1e-10))).mean()
-    return loss, bpp.mean().detach(), psnr
+    return per_crop.mean(), bpp.mean().detach(), psnr
 
 
 # ----- state files ---------------------------------------------------------------------------
@@ -305,6 +314,9 @@ class TrainingState:
     history: list[dict] = field(default_factory=list)  # ValidationResult.to_dict() of each
     data: list[dict] = field(default_factory=list)  # DataSource of each training root
     run_info: dict = field(default_factory=dict)  # sessions (command, start step, device), init
+    level_norm: dict | None = None  # LevelNormaliser.state_dict()
+    clip: dict | None = None  # SpikeClip.state_dict()
+    ema: dict | None = None  # WeightAverage.state_dict()
 
 
 def _torch_load(path: Path, what: str) -> dict:
@@ -343,6 +355,9 @@ def read_state(path: Path) -> TrainingState:
             history=list(raw.get("history", [])),
             data=list(raw.get("data", [])),
             run_info=dict(raw.get("run_info", {})),
+            level_norm=raw.get("level_norm"),
+            clip=raw.get("clip"),
+            ema=raw.get("ema"),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise AecError(f"{path}: inconsistent training state ({e})") from e
@@ -560,6 +575,7 @@ class TrainResult:
     elapsed: float  # wall seconds of training, all sessions of the run
     best: dict | None  # {"step", "score", "images"} of the best validation (out_dir/best.pt)
     history: list[dict]  # every periodic validation, as ValidationResult.to_dict()
+    averaged: HyperpriorModel | None = None  # the weight average (CPU), when kept
 
 
 def train(
@@ -602,16 +618,35 @@ def train(
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     model = HyperpriorModel(model_config)
+    model.spread_gains(cfg.gain_spread)
+    if not cfg.gdn_cross_channel:
+        model.freeze_gdn_cross_channel()
     if init_weights is not None:
         model.load_state_dict(init_weights)
     model.to(device, memory_format=memory_format)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, **({"fused": True} if cuda else {}))
+    optimizer = _optimizer(model, cfg, cuda)
+    normaliser = LevelNormaliser(model_config.levels, device) if cfg.level_norm else None
+    clip = SpikeClip(cfg.clip_factor, cfg.grad_clip, device)
+    average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     step, elapsed, best, history = 0, 0.0, None, []
     if state is not None:
         model.load_state_dict(state.model)
         if state.optimizer is not None:
-            optimizer.load_state_dict(state.optimizer)
+            try:
+                optimizer.load_state_dict(state.optimizer)
+            except ValueError as e:  # parameter groups of another version
+                raise AecError(
+                    f"the optimizer state of the resumed run does not fit this version ({e}); "
+                    "start a new run from its weights with --init"
+                ) from e
             _match_layouts(optimizer)
+        for part, saved in (
+            (normaliser, state.level_norm),
+            (clip, state.clip),
+            (average, state.ema),
+        ):
+            if part is not None and saved is not None:
+                part.load_state_dict(saved)
         step, elapsed, best, history = state.step, state.elapsed, state.best, list(state.history)
         if isinstance(state.python_rng, tuple):
             random.setstate(state.python_rng)
@@ -639,6 +674,24 @@ def train(
     t_start = time.perf_counter()
     t_window, s_window = t_start, step
     saved_at = step if state is not None else -1
+    paused = 0.0  # seconds of this session spent validating, not training
+    timed = cfg.train_seconds > 0
+    next_valid = (
+        (math.floor(elapsed / cfg.valid_seconds) + 1) * cfg.valid_seconds
+        if (cfg.valid_seconds > 0)
+        else math.inf
+    )
+
+    def training_seconds() -> float:
+        """Training time of the run so far, all sessions, validations excluded."""
+        return elapsed + time.perf_counter() - t_start - paused
+
+    def parts() -> dict:
+        return {
+            "level_norm": normaliser.state_dict() if normaliser is not None else None,
+            "clip": clip.state_dict(),
+            "ema": average.state_dict() if average is not None else None,
+        }
 
     def check_finite() -> None:
         if count and not bool(torch.isfinite(sums).all()):
@@ -650,10 +703,9 @@ def train(
     def save(path: Path = out_dir / STATE_FILE) -> None:
         nonlocal saved_at
         check_finite()  # never save a diverged model over a good one
-        now_elapsed = elapsed + time.perf_counter() - t_start
         save_training_state(
             path, model, optimizer, step, cfg,
-            elapsed=now_elapsed, best=best, history=history, **extra,
+            elapsed=training_seconds(), best=best, history=history, **extra, **parts(),
         )  # fmt: skip
         saved_at = step
 
@@ -666,7 +718,7 @@ def train(
         with _StopRequest() as stop:
             reporter.start(step, cfg.steps)
             model.train()
-            while step < cfg.steps:
+            while step < cfg.steps and not (timed and training_seconds() >= cfg.train_seconds):
                 if stop.requested:
                     if saved_at != step:
                         save()
@@ -676,16 +728,18 @@ def train(
                         f"stopped at step {step}: {path} saved; continue with --resume {path}"
                     )
                     raise KeyboardInterrupt
-                lr = lr_at(step, cfg)
+                lr = lr_at(step, cfg, training_seconds() if timed else 0.0)
                 for group in optimizer.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = lr * group["lr_scale"]
                 x, position = training_batch(data, cfg, model_config.levels, step, gen)
                 x = x.contiguous(memory_format=memory_format)
-                loss, bpp, psnr = rd_loss(model, x, position, mixed, log_lambdas)
+                loss, bpp, psnr = rd_loss(model, x, position, mixed, log_lambdas, normaliser)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                clip(model.parameters())
                 optimizer.step()
+                if average is not None:
+                    average.update(model)
                 step += 1
                 sums += torch.stack((loss.detach(), bpp, psnr))
                 count += 1
@@ -696,23 +750,29 @@ def train(
                     now = time.perf_counter()
                     stats = StepStats(
                         step, loss_m, bpp_m, psnr_m, (step - s_window) / (now - t_window),
-                        lr, cfg.steps,
+                        lr, cfg.steps, int(clip.take_clipped()),
                     )  # fmt: skip
                     logfile.write(f"{_timestamp()} {stats.line()}\n")
                     reporter.stats(stats)
                     sums.zero_()
                     count, t_window, s_window = 0, now, step
-                if (
-                    validator is not None
-                    and cfg.valid_every > 0
-                    and step % cfg.valid_every == 0
-                    and step < cfg.steps  # the final model is validated at export
-                ):
+                if timed:
+                    due = next_valid <= training_seconds() < cfg.train_seconds
+                elif cfg.valid_seconds > 0:
+                    due = next_valid <= training_seconds() and step < cfg.steps
+                else:  # the final model is validated at export
+                    due = cfg.valid_every > 0 and step % cfg.valid_every == 0 and step < cfg.steps
+                if validator is not None and due:
                     devices = [device] if cuda else []
+                    trained = training_seconds()
                     with torch.random.fork_rng(devices=devices, device_type=device.type):
-                        result = validator(model, step)
+                        candidate = _averaged(model, average)
+                        result = replace(validator(candidate, step), train_seconds=trained)
                     model.train()
                     t_window += result.seconds  # steps/s counts training time only
+                    paused += result.seconds
+                    while next_valid <= trained:
+                        next_valid += cfg.valid_seconds
                     history.append(result.to_dict())
                     better = (
                         best is None
@@ -721,12 +781,14 @@ def train(
                     )
                     if better:
                         best = {"step": step, "score": result.score, "images": result.images}
-                        _write_best(out_dir / BEST_FILE, model, cfg, step, result)
+                        _write_best(out_dir / BEST_FILE, candidate, cfg, step, result)
                     line = f"validation {result.summary()}" + (" (best)" if better else "")
                     logfile.write(f"{_timestamp()} {line} [{result.seconds:.1f} s]\n")
                     reporter.message(line)
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                     save()
+            if saved_at != step:  # stopped by the time budget
+                save()
     finally:
         reporter.stop()
         logfile.close()
@@ -736,8 +798,29 @@ def train(
                 torch.backends.cudnn.allow_tf32,
                 torch.backends.cudnn.benchmark,
             ) = flags
-    elapsed += time.perf_counter() - t_start
-    return TrainResult(model.eval(), step, elapsed, best, history)
+    elapsed = training_seconds()
+    averaged = _averaged(model, average).eval() if average is not None else None
+    return TrainResult(model.eval(), step, elapsed, best, history, averaged)
+
+
+def _optimizer(model: HyperpriorModel, cfg: TrainConfig, cuda: bool) -> torch.optim.Adam:
+    """Adam with the gain vectors in their own group (lr × gain_lr_scale): they set the rate
+    range of the quality knob and otherwise barely move from their initial guess."""
+    gains = {id(p) for p in model.gain_parameters()}
+    groups = [
+        {"params": [p for p in model.parameters() if id(p) not in gains], "lr_scale": 1.0},
+        {"params": model.gain_parameters(), "lr_scale": cfg.gain_lr_scale},
+    ]
+    return torch.optim.Adam(groups, lr=cfg.lr, **({"fused": True} if cuda else {}))
+
+
+def _averaged(model: HyperpriorModel, average: WeightAverage | None) -> HyperpriorModel:
+    """The model to validate: a copy holding the weight average when there is one."""
+    if average is None:
+        return model
+    copy = frozen_copy(model)
+    copy.load_state_dict({k: v.to("cpu", torch.float32) for k, v in average.weights().items()})
+    return copy
 
 
 # ----- the whole command ---------------------------------------------------------------------
@@ -885,7 +968,9 @@ def run_training(
 
         def validator(model: HyperpriorModel, step: int) -> ValidationResult:
             calib = calibration[:VALID_CALIBRATION_IMAGES]
-            return _validate_model(model, calib, valid_images, device=device, step=step)
+            return _validate_model(
+                model, calib, valid_images, cfg.valid_qualities, device=device, step=step
+            )
 
     out = opts.out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -930,12 +1015,19 @@ def run_training(
         ckpt = export_trained(frozen_copy(model), calibration, opts.model_id, dict(provenance))
         val = None
         if valid_images:
-            val = validate_checkpoint(ckpt, valid_images, device=device, step=step)
+            val = validate_checkpoint(
+                ckpt, valid_images, cfg.valid_qualities, device=device, step=step
+            )
+            val = replace(val, train_seconds=result.elapsed)
         return ckpt, val
 
     note("exporting" + (" and validating" if valid_images else ""))
     ckpt, validation = export(result.model, result.step)
-    selected = result.step
+    selected, weights_kind = result.step, "last"
+    if validation is not None and result.averaged is not None:
+        ckpt_a, val_a = export(result.averaged, result.step)
+        if val_a.score < validation.score:
+            ckpt, validation, weights_kind = ckpt_a, val_a, "average"
     best = result.best
     if validation is not None and best is not None and best["step"] != result.step:
         comparable = best.get("images") == validation.images
@@ -947,7 +1039,13 @@ def run_training(
             ckpt_b, val_b = export(best_model, best["step"])
             if val_b.score < validation.score:
                 ckpt, validation, selected = ckpt_b, val_b, best["step"]
+                weights_kind = "best validation"
+    elif validation is None and result.averaged is not None:
+        # Nothing to compare on: the average is the usual winner of a run's last stretch.
+        ckpt, _ = export(result.averaged, result.step)
+        weights_kind = "average"
     ckpt.provenance["selected_step"] = str(selected)
+    ckpt.provenance["selected_weights"] = weights_kind
     ckpt.provenance["created"] = _timestamp()
     if validation is not None:
         ckpt.provenance["validation"] = validation.to_json()

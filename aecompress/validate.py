@@ -28,6 +28,7 @@ from PIL import Image
 
 from .checkpoint import Checkpoint
 from .codec import Codec
+from .config import VALID_QUALITIES
 from .errors import AecError
 from .export import export_trained
 from .imageio import SourceImage
@@ -35,7 +36,6 @@ from .metrics import mse
 from .model import HyperpriorModel, quality_to_position
 from .modes import ColourMode
 
-VALID_QUALITIES = (10.0, 50.0, 90.0)
 PSNR_CAP = 100.0  # dB reported for a lossless decode (MSE 0), so means stay finite
 
 
@@ -58,7 +58,8 @@ class ValidationResult:
     step: int
     images: int
     figures: tuple[QualityFigures, ...]
-    seconds: float
+    seconds: float  # spent validating
+    train_seconds: float = 0.0  # training time of the run when validated (0: not recorded)
 
     @property
     def score(self) -> float:
@@ -85,6 +86,7 @@ class ValidationResult:
             images=int(d["images"]),
             figures=tuple(QualityFigures(**f) for f in d["figures"]),
             seconds=float(d["seconds"]),
+            train_seconds=float(d.get("train_seconds", 0.0)),
         )
 
     @classmethod

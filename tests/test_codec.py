@@ -113,4 +113,6 @@ def test_golden_bytes():
     assert hashlib.sha256(enc.data).hexdigest() == GOLDEN_SHA256, len(enc.data)
 
 
-GOLDEN_SHA256 = "7d4af530090299e3547a403a769c68350eb4e3d2760e3f008064ef234bb16f7f"
+# It also moves when the tiny model's initial weights do (the GDN reparametrisation and the gain
+# spread did, in 2026.12): files of shipped models are pinned by tests/golden, which did not.
+GOLDEN_SHA256 = "317982e2f7a57ec180aa88faeae169ba9ca7deb7173755398671445b8efb4fc6"

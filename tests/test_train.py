@@ -90,7 +90,7 @@ def test_validation_reaches_provenance_and_card(tmp_path, monkeypatch):
     assert (out / "best.pt").is_file()
     ckpt = load_checkpoint(out / "model.pt")
     val = json.loads(ckpt.provenance["validation"])
-    assert [f["quality"] for f in val["figures"]] == [10.0, 50.0, 90.0]
+    assert [f["quality"] for f in val["figures"]] == list(VALID_QUALITIES)
     assert val["images"] == 2 and val["step"] == 2
     assert ckpt.provenance["selected_step"] == "2" and ckpt.provenance["steps"] == "4"
     assert "weights of step 2" in r.stdout

@@ -1,0 +1,116 @@
+"""The configurations of a model and of its training, with the one set of defaults that the
+library and the `train` command share. No torch here: the CLI reads these defaults to build its
+options without importing torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+# Qualities at which training validates through the real codec: both ends and the middle.
+VALID_QUALITIES = (1.0, 25.0, 50.0, 75.0, 100.0)
+
+
+def _default_lambdas() -> tuple[float, ...]:
+    # Rate–distortion trade-offs (loss = lambda * 255² * MSE + bpp), log-spaced so that the
+    # quality knob moves through bpp in roughly even ratios, ~0.1 to ~2 bpp on photos.
+    lo, hi, k = 0.0016, 0.3, 8
+    return tuple(round(lo * (hi / lo) ** (i / (k - 1)), 6) for i in range(k))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the network; stored in every checkpoint."""
+
+    N: int = 128  # channels inside g_a / g_s
+    M: int = 192  # channels of the latent y
+    Nh: int = 128  # channels inside the hyperprior and of z
+    lambdas: tuple[float, ...] = field(default_factory=_default_lambdas)
+    scale_min: float = 0.11  # smallest std of the Gaussian table for y
+    scale_max: float = 256.0  # largest std of the Gaussian table for y
+    num_scales: int = 64  # entries of the Gaussian table (log-spaced)
+
+    @property
+    def levels(self) -> int:
+        return len(self.lambdas)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["lambdas"] = list(self.lambdas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        d = dict(d)
+        d["lambdas"] = tuple(float(v) for v in d["lambdas"])
+        return cls(**d)
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained; the defaults here are the `train` command's defaults too."""
+
+    steps: int = 20000  # optimizer steps (with train_seconds: an upper bound)
+    batch_size: int = 8
+    patch_size: int = 256  # crop side; the training photos are 256 px, so whole images
+    lr: float = 3e-4
+    lr_final: float = 1e-5  # cosine decay from lr to lr_final over the run
+    warmup: int = 200
+    grad_clip: float = 0.0  # absolute limit on the gradient norm (0: none)
+    clip_factor: float = 4.0  # clip at this multiple of the running mean norm (0: none)
+    seed: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 50
+    valid_every: int = 1000
+    valid_seconds: float = 0.0  # > 0: validate every this many training seconds instead
+    train_seconds: float = 0.0  # > 0: stop after this much training time; schedule over time
+    level_norm: bool = True  # divide each crop's loss by its level's running mean loss
+    stratified: bool = True  # one trade-off position in each 1/B of the range per batch
+    dihedral: bool = True  # all eight flips / rotations of the crops, not only two flips
+    gain_lr_scale: float = 10.0  # learning rate of the gain vectors relative to lr
+    gain_spread: float = 1.5  # initial log gain of the top level (the bottom: its negative)
+    ema_decay: float = 0.999  # weight average kept and exported if it validates better (0: off)
+    gdn_cross_channel: bool = True  # False: GDN as before 2026.12, per channel (comparisons)
+    valid_qualities: tuple[float, ...] = VALID_QUALITIES
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+        """Tolerates states written by older versions (missing or extra fields): a recipe
+        field an old state lacks takes the value of the recipe it was written with."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in d.items() if k in known}
+        for name in RECIPE_FIELDS:
+            values.setdefault(name, getattr(RECIPE_2026_11, name))
+        if "valid_qualities" in values:
+            values["valid_qualities"] = tuple(float(q) for q in values["valid_qualities"])
+        return cls(**values)
+
+
+# The recipe of the first shipped model (aec-hp-n64-cpu-2026.11), kept for comparisons.
+RECIPE_FIELDS = (
+    "patch_size", "grad_clip", "clip_factor", "level_norm", "stratified", "dihedral",
+    "gain_lr_scale", "gain_spread", "ema_decay", "gdn_cross_channel",
+)  # fmt: skip
+RECIPE_2026_11 = TrainConfig(
+    steps=9000, patch_size=128, grad_clip=1.0, clip_factor=0.0, level_norm=False,
+    stratified=False, dihedral=False, gain_lr_scale=1.0, gain_spread=1.2, ema_decay=0.0,
+    gdn_cross_channel=False,
+    valid_qualities=(10.0, 50.0, 90.0),
+)  # fmt: skip
+
+
+# TrainConfig fields that define a run: resuming with other values would not continue it.
+RUN_FIELDS = (
+    "batch_size", "patch_size", "warmup", "grad_clip", "clip_factor", "seed", "level_norm",
+    "stratified", "dihedral", "gain_lr_scale", "gain_spread", "ema_decay", "gdn_cross_channel",
+)  # fmt: skip
+# ... and those a resumed run may change (the schedule then differs from then on).
+RESUME_FREE_FIELDS = (
+    "steps", "lr", "lr_final", "checkpoint_every", "log_every", "valid_every", "valid_seconds",
+    "train_seconds", "valid_qualities",
+)  # fmt: skip
+MODEL_FIELDS = ("N", "M", "Nh")
+
+MODEL_FIELDS = ("N", "M", "Nh")
