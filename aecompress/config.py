@@ -54,7 +54,9 @@ class TrainConfig:
 
     steps: int = 20000  # optimizer steps (with train_seconds: an upper bound)
     batch_size: int = 8
-    patch_size: int = 256  # crop side; the training photos are 256 px, so whole images
+    # Crop side. 128 beat whole 256-px photos at equal pixels per step and equal CPU time
+    # (benchmarks/convergence.md); 256 with 8 per step is for a GPU to measure.
+    patch_size: int = 128
     lr: float = 3e-4
     lr_final: float = 1e-5  # cosine decay from lr to lr_final over the run
     warmup: int = 200
@@ -72,7 +74,7 @@ class TrainConfig:
     gain_lr_scale: float = 10.0  # learning rate of the gain vectors relative to lr
     gain_spread: float = 1.5  # initial log gain of the top level (the bottom: its negative)
     ema_decay: float = 0.999  # weight average kept and exported if it validates better (0: off)
-    gdn_cross_channel: bool = True  # False: GDN as before 2026.12, per channel (comparisons)
+    gdn_cross_channel: bool = True  # False: the first model's per-channel GDN
     valid_qualities: tuple[float, ...] = VALID_QUALITIES
 
     @classmethod

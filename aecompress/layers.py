@@ -40,10 +40,10 @@ class GDN(nn.Module):
     its off-diagonal parameters start at sqrt(pedestal) = 2^-18, not at 0: there the gradient
     of p² is 2p·dL/dgamma, small but non-zero, and Adam, which divides by the gradient's
     running scale, moves them at its full step. (Storing sqrt(gamma) with a zero start, as
-    models before 2026.12 did, gives every off-diagonal entry a gradient of exactly 0
+    the first shipped model did, gives every off-diagonal entry a gradient of exactly 0
     forever: each GDN is then a per-channel nonlinearity.)
 
-    Files of those older models hold `gamma_sqrt` and `beta_sqrt` with gamma = gamma_sqrt²
+    Files of that model hold `gamma_sqrt` and `beta_sqrt` with gamma = gamma_sqrt²
     and beta = beta_sqrt² + beta_min. They load into this module with a pedestal of 0 and the
     absolute values of their parameters, which computes the same numbers bit for bit.
     """

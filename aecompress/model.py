@@ -118,8 +118,8 @@ class HyperpriorModel(nn.Module):
         return [self.log_gain, self.log_inv_gain]
 
     def freeze_gdn_cross_channel(self) -> None:
-        """The GDN of models before 2026.12, for comparisons: off-diagonal gamma held at 0
-        with no gradient, i.e. a per-channel nonlinearity (see `layers.GDN`)."""
+        """The GDN of the first shipped model (aec-hp-n64-cpu-2026.11), for comparisons:
+        off-diagonal gamma held at 0 with no gradient, a per-channel nonlinearity (`layers.GDN`)."""
         with torch.no_grad():
             for layer in self.modules():
                 if isinstance(layer, GDN):

@@ -123,8 +123,10 @@ def arm_points(run: Path, jpeg: tuple[list[float], list[float]]) -> dict:
             bd = bd_rate(*jpeg, rates, psnrs)
         except ValueError:
             bd = None
+        overlap = (max(min(psnrs), min(jpeg[1])), min(max(psnrs), max(jpeg[1])))
         points.append({
             "minutes": res.train_seconds / 60,
+            "bd_range_db": overlap,
             "step": res.step,
             "bd_rate_vs_jpeg": bd,
             **{f"psnr_at_{r:g}": psnr_at(rates, psnrs, r) for r in RATES},
@@ -136,6 +138,7 @@ def arm_points(run: Path, jpeg: tuple[list[float], list[float]]) -> dict:
         "arm": run.name,
         "command": state.run_info.get("sessions", [{}])[0].get("command", ""),
         "steps": state.step,
+        "device": state.run_info.get("sessions", [{}])[0].get("device", ""),
         "train_minutes": state.elapsed / 60,
         "patch_size": cfg.patch_size,
         "batch_size": cfg.batch_size,
@@ -147,24 +150,32 @@ def _fmt(v: float | None, spec: str) -> str:
     return "–" if v is None else format(v, spec)
 
 
+def _range(overlap: tuple[float, float]) -> str:
+    lo, hi = overlap
+    return f"{lo:.1f}–{hi:.1f} dB" if lo < hi else "none"
+
+
 def write_markdown(arms: list[dict], jpeg, valid: list[Path], path: Path) -> None:
     lines = [
         "# Training recipes at equal wall-clock time",
         "",
-        f"Validation: {len(valid)} images of `data/valid/` (every "
-        f"{arms[0].get('valid_every_nth', '?')}th), each encoded to a real `.aec` file and "
+        f"Validation: {len(valid)} images of `data/valid/` (every n-th in name order, n = "
+        f"{arms[0].get('valid_every_nth', '?')}), each encoded to a real `.aec` file and "
         "decoded at qualities "
         + ", ".join(f"{f['quality']:g}" for f in arms[0]["points"][0]["figures"])
         + "; JPEG (Pillow, 4:2:0, optimize) on the same images, measured by `report`. "
-        "BD-rate is against that JPEG curve (negative: fewer bytes than JPEG at equal PSNR); "
+        "BD-rate is against that JPEG curve (negative: fewer bytes than JPEG at equal PSNR), "
+        "over the PSNR range both curves cover, which differs between points: compare arms "
+        "by PSNR at equal rate first; "
         "PSNR at a rate is interpolated in log rate on the five points, – where the rate is "
         "outside them.",
         "",
-        f"Machine: {platform.machine()}, {torch.get_num_threads()} threads available to the "
-        f"report, torch {torch.__version__}.",
+        f"Machine: {platform.machine()}, torch {torch.__version__}; the device and threads "
+        "of each run are listed with its command below.",
         "",
-        "| arm | minutes | step | BD-rate vs JPEG | PSNR @0.25 | @0.5 | @1 bpp | q1 bpp | q100 bpp |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| arm | minutes | step | BD-rate vs JPEG | over PSNR | PSNR @0.25 | @0.5 | @1 bpp "
+        "| q1 bpp | q100 bpp |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for arm in arms:
         for p in arm["points"]:
@@ -173,6 +184,7 @@ def write_markdown(arms: list[dict], jpeg, valid: list[Path], path: Path) -> Non
             lines.append(
                 f"| {arm['arm']}{' (final)' if p.get('final') else ''} | {p['minutes']:.1f} "
                 f"| {p['step']} | {bd}{'%' if p['bd_rate_vs_jpeg'] is not None else ''} "
+                f"| {_range(p['bd_range_db'])} "
                 f"| {_fmt(p['psnr_at_0.25'], '.2f')} | {_fmt(p['psnr_at_0.5'], '.2f')} "
                 f"| {_fmt(p['psnr_at_1'], '.2f')} | {figs[0]['bpp']:.3f} | {figs[-1]['bpp']:.3f} |"
             )
@@ -186,7 +198,7 @@ def write_markdown(arms: list[dict], jpeg, valid: list[Path], path: Path) -> Non
     for q, r, s in zip(JPEG_QUALITIES, *jpeg, strict=True):
         lines.append(f"| {q} | {r:.3f} | {s:.2f} |")
     lines += ["", "Commands:", ""]
-    lines += [f"- `{arm['command']}`" for arm in arms]
+    lines += [f"- `{arm['command']}` ({arm['device']}, {arm['steps']} steps)" for arm in arms]
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -114,5 +114,5 @@ def test_golden_bytes():
 
 
 # It also moves when the tiny model's initial weights do (the GDN reparametrisation and the gain
-# spread did, in 2026.12): files of shipped models are pinned by tests/golden, which did not.
+# spread did): files of shipped models are pinned by tests/golden, which did not move.
 GOLDEN_SHA256 = "317982e2f7a57ec180aa88faeae169ba9ca7deb7173755398671445b8efb4fc6"
