@@ -18,9 +18,8 @@ import platform
 from pathlib import Path
 
 import torch
-from convergence import JPEG_QUALITIES, RATES, jpeg_curve, psnr_at
+from convergence import JPEG_QUALITIES, against_jpeg, jpeg_curve
 
-from aecompress.bdrate import bd_rate
 from aecompress.checkpoint import load_checkpoint
 from aecompress.registry import ModelLibrary
 from aecompress.train import find_images
@@ -49,19 +48,10 @@ def main() -> None:
     for choice in args.model or [None]:
         ckpt = load_checkpoint(library.encoder_model(choice))
         result = validate_checkpoint(ckpt, images, qualities)
-        rates = [f.bpp for f in result.figures]
-        psnrs = [f.psnr for f in result.figures]
-        try:
-            bd = bd_rate(*jpeg, rates, psnrs)
-        except ValueError:
-            bd = None
+        summary = against_jpeg(result, jpeg)
+        bd = summary["bd_rate_vs_jpeg"]
         models.append({
-            "model": ckpt.model_id,
-            "fingerprint": ckpt.fingerprint.hex(),
-            "bd_rate_vs_jpeg": bd,
-            **{f"psnr_at_{r:g}": psnr_at(rates, psnrs, r) for r in RATES},
-            "points": [{"quality": f.quality, "bpp": f.bpp, "psnr": f.psnr}
-                       for f in result.figures],
+            "model": ckpt.model_id, "fingerprint": ckpt.fingerprint.hex(), **summary,
             "seconds": result.seconds,
         })  # fmt: skip
         bd_text = "–" if bd is None else f"{bd:+.1f}%"
@@ -105,7 +95,7 @@ def markdown(summary: dict, qualities: list[float]) -> str:
     header = " | ".join(f"q{q:g}" for q in qualities)
     lines += ["", f"| model | {header} |", "| --- |" + " ---: |" * len(qualities)]
     for m in summary["models"]:
-        cells = " | ".join(f"{p['bpp']:.3f} bpp {p['psnr']:.2f} dB" for p in m["points"])
+        cells = " | ".join(f"{p['bpp']:.3f} bpp {p['psnr']:.2f} dB" for p in m["figures"])
         lines.append(f"| `{m['model']}` | {cells} |")
     return "\n".join(lines) + "\n"
 

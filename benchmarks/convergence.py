@@ -110,28 +110,32 @@ def psnr_at(rates: list[float], psnrs: list[float], rate: float) -> float | None
     return float(pchip(r, p, np.array([math.log(rate)]))[0])
 
 
+def against_jpeg(result: ValidationResult, jpeg: tuple[list[float], list[float]]) -> dict:
+    """A validation's curve against JPEG's: BD-rate (None without overlap) and the PSNR range
+    it covers, PSNR at RATES, and the points themselves."""
+    rates = [f.bpp for f in result.figures]
+    psnrs = [f.psnr for f in result.figures]
+    try:
+        bd = bd_rate(*jpeg, rates, psnrs)
+    except ValueError:
+        bd = None
+    return {
+        "bd_rate_vs_jpeg": bd,
+        "bd_range_db": (max(min(psnrs), min(jpeg[1])), min(max(psnrs), max(jpeg[1]))),
+        **{f"psnr_at_{r:g}": psnr_at(rates, psnrs, r) for r in RATES},
+        "figures": [{"quality": f.quality, "bpp": f.bpp, "psnr": f.psnr} for f in result.figures],
+    }
+
+
 def arm_points(run: Path, jpeg: tuple[list[float], list[float]]) -> dict:
     state = read_state(run / "state.pt")
     results = [ValidationResult.from_dict(h) for h in state.history]
     card = json.loads(torch.load(run / "model.pt", weights_only=True)["provenance"]["validation"])
     results.append(ValidationResult.from_dict(card))
-    points = []
-    for res in results:
-        rates = [f.bpp for f in res.figures]
-        psnrs = [f.psnr for f in res.figures]
-        try:
-            bd = bd_rate(*jpeg, rates, psnrs)
-        except ValueError:
-            bd = None
-        overlap = (max(min(psnrs), min(jpeg[1])), min(max(psnrs), max(jpeg[1])))
-        points.append({
-            "minutes": res.train_seconds / 60,
-            "bd_range_db": overlap,
-            "step": res.step,
-            "bd_rate_vs_jpeg": bd,
-            **{f"psnr_at_{r:g}": psnr_at(rates, psnrs, r) for r in RATES},
-            "figures": [{"quality": f.quality, "bpp": f.bpp, "psnr": f.psnr} for f in res.figures],
-        })  # fmt: skip
+    points = [
+        {"minutes": res.train_seconds / 60, "step": res.step, **against_jpeg(res, jpeg)}
+        for res in results
+    ]
     points[-1]["final"] = True
     cfg = state.train_config
     return {
