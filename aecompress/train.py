@@ -676,11 +676,9 @@ def train(
     saved_at = step if state is not None else -1
     paused = 0.0  # seconds of this session spent validating, not training
     timed = cfg.train_seconds > 0
-    next_valid = (
-        (math.floor(elapsed / cfg.valid_seconds) + 1) * cfg.valid_seconds
-        if (cfg.valid_seconds > 0)
-        else math.inf
-    )
+    next_valid = math.inf  # training seconds at which the next timed validation is due
+    if cfg.valid_seconds > 0:
+        next_valid = (math.floor(elapsed / cfg.valid_seconds) + 1) * cfg.valid_seconds
 
     def training_seconds() -> float:
         """Training time of the run so far, all sessions, validations excluded."""
@@ -692,6 +690,21 @@ def train(
             "clip": clip.state_dict(),
             "ema": average.state_dict() if average is not None else None,
         }
+
+    def log_window(lr: float) -> None:
+        """One log line with the means since the previous one (the one sync per window)."""
+        nonlocal count, t_window, s_window
+        check_finite()
+        loss_m, bpp_m, psnr_m = (sums / count).tolist()
+        now = time.perf_counter()
+        stats = StepStats(
+            step, loss_m, bpp_m, psnr_m, (step - s_window) / (now - t_window),
+            lr, cfg.steps, int(clip.take_clipped()),
+        )  # fmt: skip
+        logfile.write(f"{_timestamp()} {stats.line()}\n")
+        reporter.stats(stats)
+        sums.zero_()
+        count, t_window, s_window = 0, now, step
 
     def check_finite() -> None:
         if count and not bool(torch.isfinite(sums).all()):
@@ -745,17 +758,7 @@ def train(
                 count += 1
                 reporter.advance(step)
                 if step % cfg.log_every == 0 or step == cfg.steps:
-                    check_finite()
-                    loss_m, bpp_m, psnr_m = (sums / count).tolist()  # the one sync per window
-                    now = time.perf_counter()
-                    stats = StepStats(
-                        step, loss_m, bpp_m, psnr_m, (step - s_window) / (now - t_window),
-                        lr, cfg.steps, int(clip.take_clipped()),
-                    )  # fmt: skip
-                    logfile.write(f"{_timestamp()} {stats.line()}\n")
-                    reporter.stats(stats)
-                    sums.zero_()
-                    count, t_window, s_window = 0, now, step
+                    log_window(lr)
                 if timed:
                     due = next_valid <= training_seconds() < cfg.train_seconds
                 elif cfg.valid_seconds > 0:
@@ -787,7 +790,9 @@ def train(
                     reporter.message(line)
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                     save()
-            if saved_at != step:  # stopped by the time budget
+            if count:  # stopped by the time budget inside a log window
+                log_window(lr)
+            if saved_at != step:
                 save()
     finally:
         reporter.stop()
