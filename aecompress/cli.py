@@ -500,8 +500,9 @@ def train(
         typer.Option(
             "--valid",
             help="Validation images (file or folder, repeatable), encoded and decoded through "
-            f"the real codec at qualities {_QUALITIES}; the weights with the best score "
-            "(mean of lambda·MSE + bpp) are exported, the weight average or the last.",
+            f"the real codec at qualities {_QUALITIES}; of the last step's weights, their "
+            "running average and those of the best periodic validation, the one with the best "
+            "score (mean of lambda·MSE + bpp) is exported.",
             show_default=False,
         ),
     ] = None,

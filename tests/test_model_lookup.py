@@ -132,8 +132,9 @@ def test_models_lists_the_available_models(run, models):
     r = run("models", "--json", env=env)
     assert r.exit_code == 0, r.output
     rows = {row["model_id"]: row for row in json.loads(r.stdout)}
-    shipped = read_index().default_model()
-    assert set(rows) == {"tiny-a", "tiny-b", shipped.model_id}
+    index = read_index()
+    shipped = index.default_model()
+    assert set(rows) == {"tiny-a", "tiny-b", *(m.model_id for m in index.models)}
     assert [m for m, row in rows.items() if row["default"]] == ["tiny-b"]
     assert rows["tiny-a"]["source"] == f"${MODELS_DIR_ENV}"
     assert rows["tiny-b"]["source"] == f"${MODEL_ENV}"
@@ -142,7 +143,7 @@ def test_models_lists_the_available_models(run, models):
     assert s["bytes"] == shipped.path.stat().st_size
     assert s["trained_on"] and s["training_seconds"] > 0 and s["images"] > 0
     assert [p["quality"] for p in s["kodak"]] == [p.quality for p in shipped.kodak]
-    # Without the environment: the shipped model alone, and it is the default.
+    # Without the environment: the shipped models alone, and the index's default is marked.
     r = run("models", env={MODELS_DIR_ENV: None, MODEL_ENV: None})
     assert r.exit_code == 0, r.output
     assert shipped.model_id in r.stdout and shipped.fingerprint in r.stdout

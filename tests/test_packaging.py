@@ -88,9 +88,13 @@ def test_installed_wheel_works_from_any_folder(wheel, tmp_path):
 
     r = cli("models", "--json")
     assert r.returncode == 0, r.stderr
-    (row,) = json.loads(r.stdout)
-    assert Path(row["file"]).is_relative_to(site / "aecompress" / "pretrained"), row["file"]
-    assert row["default"]
+    rows = json.loads(r.stdout)
+    shipped = json.loads((ROOT / "pretrained" / "models.json").read_text())
+    assert sorted(r["model_id"] for r in rows) == sorted(m["model_id"] for m in shipped["models"])
+    for r_ in rows:
+        assert Path(r_["file"]).is_relative_to(site / "aecompress" / "pretrained"), r_["file"]
+    (row,) = [r_ for r_ in rows if r_["default"]]
+    assert row["model_id"] == shipped["default"]
     r = cli("encode", "photo.png", "-q", "40")
     assert r.returncode == 0, r.stderr
     assert f"model {row['model_id']} ({row['fingerprint']})" in r.stderr
