@@ -9,6 +9,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+# Initial log gain of the top quality level (the bottom level starts at its negative).
+GAIN_SPREAD = 1.5
+
 # Qualities at which training validates through the real codec: both ends and the middle.
 VALID_QUALITIES = (1.0, 25.0, 50.0, 75.0, 100.0)
 
@@ -72,7 +75,7 @@ class TrainConfig:
     stratified: bool = True  # one trade-off position in each 1/B of the range per batch
     dihedral: bool = True  # all eight flips / rotations of the crops, not only two flips
     gain_lr_scale: float = 10.0  # learning rate of the gain vectors relative to lr
-    gain_spread: float = 1.5  # initial log gain of the top level (the bottom: its negative)
+    gain_spread: float = GAIN_SPREAD
     ema_decay: float = 0.999  # weight average kept and exported if it validates better (0: off)
     gdn_cross_channel: bool = True  # False: the first model's per-channel GDN
     valid_qualities: tuple[float, ...] = VALID_QUALITIES

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from .config import GAIN_SPREAD, ModelConfig
 from .density import FactorizedDensity, bits, gaussian_likelihood
 from .layers import GDN, conv, deconv
 
 QUALITY_MIN = 1.0
 QUALITY_MAX = 100.0
-GAIN_SPREAD = 1.5  # initial log gain of the top level; the bottom level starts at its negative
 
 
 def quality_to_position(quality: torch.Tensor | float, levels: int) -> torch.Tensor:
