@@ -71,7 +71,7 @@ class TrainConfig:
     valid_every: int = 1000
     valid_seconds: float = 0.0  # > 0: validate every this many training seconds instead
     train_seconds: float = 0.0  # > 0: stop after this much training time; schedule over time
-    level_norm: bool = True  # divide each crop's loss by its level's running mean loss
+    level_norm: bool = True  # divide each crop's loss by its level's running mean λ·255²·MSE
     stratified: bool = True  # one trade-off position in each 1/B of the range per batch
     dihedral: bool = True  # all eight flips / rotations of the crops, not only two flips
     gain_lr_scale: float = 10.0  # learning rate of the gain vectors relative to lr
@@ -107,15 +107,10 @@ RECIPE_2026_11 = TrainConfig(
 
 
 # TrainConfig fields that define a run: resuming with other values would not continue it.
-RUN_FIELDS = (
-    "batch_size", "patch_size", "warmup", "grad_clip", "clip_factor", "seed", "level_norm",
-    "stratified", "dihedral", "gain_lr_scale", "gain_spread", "ema_decay", "gdn_cross_channel",
-)  # fmt: skip
+RUN_FIELDS = ("batch_size", "warmup", "seed", *RECIPE_FIELDS)
 # ... and those a resumed run may change (the schedule then differs from then on).
 RESUME_FREE_FIELDS = (
     "steps", "lr", "lr_final", "checkpoint_every", "log_every", "valid_every", "valid_seconds",
     "train_seconds", "valid_qualities",
 )  # fmt: skip
-MODEL_FIELDS = ("N", "M", "Nh")
-
 MODEL_FIELDS = ("N", "M", "Nh")

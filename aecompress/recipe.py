@@ -4,9 +4,10 @@ One network serves every quality level, and the raw rate–distortion loss of th
 many times that of the bottom one (λ spans 188×; at equal crops its gradient norm was 77× as
 large). Left alone, the top levels train the shared transforms and the low-rate end starves.
 
-- `LevelNormaliser` divides each crop's loss by a running mean of the loss at its trade-off
-  position, so each level contributes a gradient of comparable size. Dividing one level's loss
-  by a positive constant leaves that level's optimum (its rate–distortion trade-off) unchanged.
+- `LevelNormaliser` divides each crop's loss by a running mean of the distortion term
+  λ·255²·MSE at its trade-off position, so each level contributes a gradient of comparable
+  size. Dividing one level's loss by a positive constant leaves that level's optimum (its
+  rate–distortion trade-off) unchanged.
 - `SpikeClip` clips the gradient norm at a multiple of its running mean: it catches spikes
   instead of rescaling every step, as a fixed clip of 1 did (norms were 14–60).
 - `WeightAverage` keeps an exponential moving average of the weights, which is usually the
@@ -37,8 +38,8 @@ def stratified_positions(
 
 
 class LevelNormaliser:
-    """Running mean of the per-crop loss at each of the K levels; a crop at position t is
-    divided by the geometric interpolation of the means at t.
+    """Running mean of a per-crop term (in training, the distortion) at each of the K levels;
+    a crop at position t is divided by the geometric interpolation of the means at t.
 
     means: K float32 on the device, 0 where a level has not been seen yet. A crop at t between
     levels k and k+1 updates both, weighted by its distance, with a decay per unit of weight.
@@ -65,7 +66,7 @@ class LevelNormaliser:
         self.means += rate * (observed - self.means)
 
     def scale(self, position: torch.Tensor) -> torch.Tensor:
-        """B divisors (no gradient): the running mean of the loss at each position."""
+        """B divisors (no gradient): the running mean at each position."""
         seen = self.means > 0
         fallback = torch.where(seen, self.means, torch.ones_like(self.means)).max()
         means = torch.where(seen, self.means, fallback)

@@ -17,7 +17,6 @@ Arms that run at the same time should get the same number of threads each (`--th
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import platform
@@ -27,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from kodak_codec import jpeg_point
 from PIL import Image
 from rich.console import Console
 
 from aecompress.bdrate import bd_rate, pchip
 from aecompress.config import RECIPE_2026_11, VALID_QUALITIES, ModelConfig, TrainConfig
-from aecompress.metrics import mse
 from aecompress.train import ConsoleReporter, TrainOptions, find_images, read_state, run_training
 from aecompress.validate import ValidationResult
 
@@ -86,18 +85,8 @@ def cmd_run(args: argparse.Namespace) -> None:
 def jpeg_curve(paths: list[Path]) -> tuple[list[float], list[float]]:
     """Mean bpp and mean PSNR per JPEG quality (Pillow, 4:2:0, optimize), as the bench does."""
     images = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
-    rates, psnrs = [], []
-    for q in JPEG_QUALITIES:
-        b, s = [], []
-        for rgb in images:
-            buf = io.BytesIO()
-            Image.fromarray(rgb).save(buf, "JPEG", quality=q, subsampling="4:2:0", optimize=True)
-            dec = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-            b.append(len(buf.getvalue()) * 8 / (rgb.shape[0] * rgb.shape[1]))
-            s.append(10 * math.log10(255**2 / max(mse(rgb, dec), 1e-10)))
-        rates.append(float(np.mean(b)))
-        psnrs.append(float(np.mean(s)))
-    return rates, psnrs
+    points = [jpeg_point(images, q) for q in JPEG_QUALITIES]
+    return [b for b, _ in points], [s for _, s in points]
 
 
 def psnr_at(rates: list[float], psnrs: list[float], rate: float) -> float | None:
