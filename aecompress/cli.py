@@ -17,13 +17,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__
+from . import STARTED, __version__
 from .bench_cli import bench
 from .checkpoint import load_checkpoint
 from .codec import Codec
 from .config import ModelConfig, TrainConfig
 from .container import DEFAULT_MAX_PIXELS
 from .device import DEVICE_CHOICES, describe, resolve_device
+from .durations import Interval, parse_duration, parse_interval
 from .errors import AecError
 from .operations import (
     STDIO,
@@ -450,29 +451,54 @@ def main() -> None:
 _TRAIN = TrainConfig()
 _MODEL = ModelConfig()
 _QUALITIES = ", ".join(f"{q:g}" for q in _TRAIN.valid_qualities)
+_CHECKPOINT_EVERY = str(Interval(_TRAIN.checkpoint_every, _TRAIN.checkpoint_seconds))
+_VALID_EVERY = str(Interval(_TRAIN.valid_every, _TRAIN.valid_seconds))
+
+
+def _usage_error(message: str) -> typer.Exit:
+    _fail(message)
+    return typer.Exit(2)
 
 
 @app.command()
 def train(
     ctx: typer.Context,
     data: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Argument(
-            help="Training images: files or folders, searched recursively (PNG, JPEG, WebP, ...).",
+            help="Training images: files or folders, searched recursively (PNG, JPEG, WebP, "
+            "...). With --resume or --export-from: the run's own data when left out.",
             show_default=False,
         ),
-    ],
+    ] = None,
     out_dir: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--out",
             help="Run directory: state.pt (resumable), train.log, best.pt; at the end model.pt "
-            "and MODEL_CARD.md.",
+            "and MODEL_CARD.md. With --resume or --export-from: the state's folder when left "
+            "out.",
             file_okay=False,
+            show_default=False,
         ),
-    ],
+    ] = None,
+    time_budget: Annotated[
+        str | None,
+        typer.Option(
+            help="Wall-clock time for the whole command, such as 7m30s, 90s or 1.5h: loading, "
+            "training and the export, for which it keeps time (measured by exporting once "
+            "before training). The learning rate follows the clock, so the anneal ends when "
+            "the run does. Without --steps there is no step limit.",
+            show_default=False,
+        ),
+    ] = None,
     steps: Annotated[
-        int, typer.Option(min=1, help="Optimizer steps in all (with --resume: may extend the run).")
+        int,
+        typer.Option(
+            min=0,
+            help="Optimizer steps in all (with --resume: may extend the run; with "
+            "--time-budget: an upper bound; 0: no limit).",
+        ),
     ] = _TRAIN.steps,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Random crops per step.")
@@ -482,10 +508,20 @@ def train(
     ] = _TRAIN.patch_size,
     lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (Adam).")] = _TRAIN.lr,
     lr_final: Annotated[
-        float, typer.Option(min=0.0, help="Learning rate at the end of the cosine decay.")
+        float, typer.Option(min=0.0, help="Learning rate at the end of the run.")
     ] = _TRAIN.lr_final,
+    anneal: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            max=1.0,
+            help="Fraction of the run, at its end, over which the learning rate falls from "
+            "--lr to --lr-final along a cosine; before it the rate holds at --lr (1: a cosine "
+            "over the whole run).",
+        ),
+    ] = _TRAIN.anneal,
     warmup: Annotated[
-        int, typer.Option(min=0, help="Steps of linear warm-up before the cosine decay.")
+        int, typer.Option(min=0, help="Steps of linear warm-up to --lr.")
     ] = _TRAIN.warmup,
     seed: Annotated[
         int, typer.Option(help="Seed for initialisation, crops, qualities, noise.")
@@ -507,11 +543,19 @@ def train(
         ),
     ] = None,
     valid_every: Annotated[
-        int, typer.Option(min=0, help="Validate every N steps (0: only the exported model).")
-    ] = _TRAIN.valid_every,
+        str,
+        typer.Option(
+            help="Validate every N steps (1000), or every so much training time (5m); 0: only "
+            "the exported model."
+        ),
+    ] = _VALID_EVERY,
     checkpoint_every: Annotated[
-        int, typer.Option(min=1, help="Write DIR/state.pt every N steps (and at the end).")
-    ] = _TRAIN.checkpoint_every,
+        str,
+        typer.Option(
+            help="Write DIR/state.pt every N steps (500) or every so much wall time (2m), at "
+            "the end, and on Ctrl-C; a run killed midway is exported with --export-from."
+        ),
+    ] = _CHECKPOINT_EVERY,
     log_every: Annotated[
         int,
         typer.Option(min=1, help="A line in DIR/train.log (and the figures shown) every N steps."),
@@ -529,6 +573,15 @@ def train(
         typer.Option(
             help="Fine-tune: start from the weights of a state.pt / best.pt or a shipped model "
             "file, with a fresh optimizer and schedule.",
+            dir_okay=False,
+        ),
+    ] = None,
+    export_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Do not train: export model.pt and MODEL_CARD.md from a state.pt, such as the "
+            "last checkpoint of a run that was killed. Calibrates on DATA (default: the run's "
+            "data) and, with --valid, picks the better of its weights and their average.",
             dir_okay=False,
         ),
     ] = None,
@@ -552,6 +605,20 @@ def train(
     with --model, and its model card. Ctrl-C saves the state; --resume continues the run."""
     import shlex
     import sys
+    import time
+
+    try:
+        budget = 0.0 if time_budget is None else parse_duration(time_budget)
+        if time_budget is not None and budget <= 0:
+            raise ValueError("give a time above 0")
+    except ValueError as e:
+        raise _usage_error(f"--time-budget: {e}") from None
+    intervals = {}
+    for name, text in (("--valid-every", valid_every), ("--checkpoint-every", checkpoint_every)):
+        try:
+            intervals[name] = parse_interval(text)
+        except ValueError as e:
+            raise _usage_error(f"{name}: {e}") from None
 
     from .train import ConsoleReporter, TrainOptions, TrainUsageError, run_training
 
@@ -562,10 +629,11 @@ def train(
         if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"
     }
     argv = sys.argv[1:]
-    if argv[:1] == ["train"] and Path(sys.argv[0]).name in ("aecompress", "__main__.py"):
+    main_command = argv[:1] == ["train"] and Path(sys.argv[0]).name in ("aecompress", "__main__.py")
+    if main_command:
         command = shlex.join(["aecompress", *argv])
     else:  # called in-process (tests, scripts): rebuild it from what was given
-        parts = ["aecompress", "train", *map(str, data)]
+        parts = ["aecompress", "train", *map(str, data or [])]
         for p in ctx.command.params:
             if p.param_type_name == "option" and p.name in given:
                 value = ctx.params[p.name]
@@ -575,24 +643,31 @@ def train(
                     for v in value if p.multiple else [value]:
                         parts += [p.opts[0], str(v)]
         command = shlex.join(parts)
-    field_names = {"n": "N", "m": "M", "nh": "Nh"}
+    # Option name -> the config fields it sets.
+    fields = {"n": ["N"], "m": ["M"], "nh": ["Nh"], "valid_every": ["valid_every", "valid_seconds"],
+              "checkpoint_every": ["checkpoint_every", "checkpoint_seconds"]}  # fmt: skip
+    if budget > 0 and "steps" not in given:
+        steps = 0  # the clock ends the run
+    check, valid_at = intervals["--checkpoint-every"], intervals["--valid-every"]
     opts = TrainOptions(
-        data=list(data),
+        data=list(data or []),
         out_dir=out_dir,
         config=TrainConfig(
             steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, lr_final=lr_final,
-            warmup=warmup, seed=seed, checkpoint_every=checkpoint_every, log_every=log_every,
-            valid_every=valid_every,
+            anneal=anneal, warmup=warmup, seed=seed, checkpoint_every=check.steps,
+            checkpoint_seconds=check.seconds, log_every=log_every, valid_every=valid_at.steps,
+            valid_seconds=valid_at.seconds,
         ),
         model_config=ModelConfig(N=n, M=m, Nh=nh),
         valid=list(valid or []), resume=resume, init=init, device=device, bf16=bf16,
-        model_id=model_id, force=force, command=command,
+        model_id=model_id, force=force, command=command, time_budget=budget,
+        started=STARTED if main_command else time.monotonic(), export_from=export_from,
     )  # fmt: skip
     with _guard():
         try:
             report = run_training(
                 opts,
-                given={field_names.get(g, g) for g in given},
+                given={f for g in given for f in fields.get(g, [g])},
                 reporter=ConsoleReporter(err),
                 warn=_warn,
                 note=lambda s: err.print(s, soft_wrap=True),
@@ -603,9 +678,10 @@ def train(
     weights = (
         "" if report.selected_step == report.steps else f", weights of step {report.selected_step}"
     )
+    speed = f" at {report.steps_per_s:.1f} it/s" if report.steps_per_s > 0 else ""
     out.print(
         f"exported {report.model_path} ({report.model_id}, {report.fingerprint}): "
-        f"{report.steps} steps{weights}, {report.elapsed:.0f} s of training",
+        f"{report.steps} steps{weights}, {report.elapsed:.0f} s of training{speed}",
         soft_wrap=True,
     )
     out.print(f"model card {report.card_path}", soft_wrap=True)

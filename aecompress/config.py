@@ -55,18 +55,24 @@ class ModelConfig:
 class TrainConfig:
     """How a model is trained; the defaults here are the `train` command's defaults too."""
 
-    steps: int = 20000  # optimizer steps (with train_seconds: an upper bound)
+    steps: int = 20000  # optimizer steps (with a time limit: an upper bound; 0: no limit)
     batch_size: int = 8
     # Crop side. 128 beat whole 256-px photos at equal pixels per step and equal CPU time
     # (benchmarks/convergence.md); 256 with 8 per step is for a GPU to measure.
     patch_size: int = 128
     lr: float = 3e-4
-    lr_final: float = 1e-5  # cosine decay from lr to lr_final over the run
+    lr_final: float = 1e-5  # the learning rate at the end of the run
+    # Fraction of the run, at its end, over which the learning rate falls from lr to lr_final
+    # along a cosine; before it the rate holds at lr (1.0: a cosine over the whole run).
+    anneal: float = 1.0
     warmup: int = 200
     grad_clip: float = 0.0  # absolute limit on the gradient norm (0: none)
     clip_factor: float = 4.0  # clip at this multiple of the running mean norm (0: none)
     seed: int = 0
-    checkpoint_every: int = 500
+    # state.pt is written every `checkpoint_every` steps and every `checkpoint_seconds` of wall
+    # time (0: not by that measure), at the end, and when the run is stopped.
+    checkpoint_every: int = 0
+    checkpoint_seconds: float = 120.0
     log_every: int = 50
     valid_every: int = 1000
     valid_seconds: float = 0.0  # > 0: validate every this many training seconds instead
@@ -88,6 +94,7 @@ class TrainConfig:
         values = {k: v for k, v in d.items() if k in known}
         for name in RECIPE_FIELDS:
             values.setdefault(name, getattr(RECIPE_2026_11, name))
+        values.setdefault("anneal", 1.0)  # states from before it: a cosine over the whole run
         if "valid_qualities" in values:
             values["valid_qualities"] = tuple(float(q) for q in values["valid_qualities"])
         return cls(**values)
@@ -110,7 +117,7 @@ RECIPE_2026_11 = TrainConfig(
 RUN_FIELDS = ("batch_size", "warmup", "seed", *RECIPE_FIELDS)
 # ... and those a resumed run may change (the schedule then differs from then on).
 RESUME_FREE_FIELDS = (
-    "steps", "lr", "lr_final", "checkpoint_every", "log_every", "valid_every", "valid_seconds",
-    "train_seconds", "valid_qualities",
+    "steps", "lr", "lr_final", "anneal", "checkpoint_every", "checkpoint_seconds",
+    "log_every", "valid_every", "valid_seconds", "train_seconds", "valid_qualities",
 )  # fmt: skip
 MODEL_FIELDS = ("N", "M", "Nh")

@@ -23,9 +23,9 @@ def calibration_latents(
     """z_hat of each image (3×H×W uint8) at each quality: the inputs the integer network sees."""
     out = []
     for im in images:
-        x = pad_to_multiple(im.unsqueeze(0).float() / 255)
+        y = model.g_a(pad_to_multiple(im.unsqueeze(0).float() / 255))  # one g_a per image
         for q in qualities:
-            out.append(torch.round(model.h_a(model.analysis(x, q))))
+            out.append(torch.round(model.h_a(model.apply_gain(y, q))))
     return out
 
 

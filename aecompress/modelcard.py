@@ -60,11 +60,16 @@ def _batch(tc: dict) -> str:
     return f"{tc.get('batch_size')} random crops of {tc.get('patch_size')}² px, {flips}"
 
 
-def _schedule(tc: dict) -> str:
-    budget = _duration(tc.get("train_seconds")) if tc.get("train_seconds") else None
-    over = f" over {budget} of training" if budget else ""
+def _schedule(tc: dict, p: dict) -> str:
+    over = ""
+    if p.get("time_budget"):
+        over = f" over the wall clock of a {_duration(p['time_budget'])} budget (export included)"
+    elif tc.get("train_seconds"):
+        over = f" over {_duration(tc['train_seconds'])} of training"
+    anneal = float(tc.get("anneal", 1.0))
+    shape = "cosine" if anneal >= 1 else f"held, then a cosine over the last {anneal:.0%}"
     text = (
-        f"Adam, {tc.get('lr'):g} to {tc.get('lr_final'):g}, cosine{over}, "
+        f"Adam, {tc.get('lr'):g} to {tc.get('lr_final'):g}, {shape}{over}, "
         f"{tc.get('warmup')} warm-up steps"
     )
     if tc.get("gain_lr_scale", 1) != 1:
@@ -133,7 +138,7 @@ def render_model_card(ckpt: Checkpoint) -> str:
         )
     if tc:
         rows.append(("batch", _batch(tc)))
-        rows.append(("learning rate", _schedule(tc)))
+        rows.append(("learning rate", _schedule(tc, p)))
         rows.append(("seed", str(tc.get("seed"))))
     rows.append(("objective", _objective(tc)))
     if p.get("selected_weights"):
@@ -152,6 +157,7 @@ def render_model_card(ckpt: Checkpoint) -> str:
     if wall:
         rows.append(("wall time", wall + " of training (all sessions of the run)"))
     for key, label in (
+        ("speed", "speed"),
         ("device", "device"),
         ("precision", "precision"),
         ("torch", "torch"),

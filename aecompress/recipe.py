@@ -156,10 +156,19 @@ class WeightAverage:
             self.tensors[k].copy_(v)
 
 
-def learning_rate(step: int, progress: float, peak: float, final: float, warmup: int) -> float:
-    """Linear warm-up over the first `warmup` steps, then a cosine from `peak` to `final`
-    over progress 0..1 (the fraction of the run done, in steps or in training seconds)."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
+def learning_rate(
+    step: int, progress: float, peak: float, final: float, warmup: int, anneal: float = 1.0
+) -> float:
+    """`peak` until progress 1 - anneal, then a cosine from `peak` to `final` over the last
+    `anneal` of the run, capped by a linear warm-up over the first `warmup` steps. progress
+    0..1 is the fraction of the run done, in steps, training seconds or wall-clock time.
+    anneal 1 is a cosine over the whole run; a smaller one holds the peak longer, which suits a
+    run whose length is set by a clock. The cap (not a switch) lets a run that is shorter than
+    its warm-up still end at `final`."""
     progress = min(1.0, max(0.0, progress))
-    return final + 0.5 * (peak - final) * (1 + math.cos(math.pi * progress))
+    anneal = min(1.0, max(1e-9, anneal))
+    into = max(0.0, progress - (1.0 - anneal)) / anneal  # 0..1 through the anneal
+    scheduled = final + 0.5 * (peak - final) * (1 + math.cos(math.pi * into))
+    if step < warmup:
+        return min(peak * (step + 1) / warmup, scheduled)
+    return scheduled

@@ -34,6 +34,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,6 +58,7 @@ from . import __version__
 from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from .config import MODEL_FIELDS, RESUME_FREE_FIELDS, RUN_FIELDS, TrainConfig
 from .device import describe, resolve_device
+from .durations import format_duration
 from .errors import AecError
 from .export import export_trained
 from .model import HyperpriorModel, ModelConfig, interpolate_levels
@@ -97,13 +99,16 @@ class StepStats:
     lr: float = 0.0
     total: int = 0
     clipped: int = 0  # steps whose gradient norm was clipped, since the previous log line
+    megapixels_per_s: float = 0.0  # training pixels through the model per second
+    seconds_left: float | None = None  # of a run with a time limit
 
     def line(self) -> str:
         total = f"/{self.total}" if self.total else ""
+        left = "" if self.seconds_left is None else f"  {format_duration(self.seconds_left)} left"
         return (
             f"step {self.step}{total}  loss {self.loss:.4f}  bpp {self.bpp:.4f}  "
-            f"PSNR {self.psnr:.2f} dB  lr {self.lr:.2e}  {self.steps_per_s:.2f} steps/s  "
-            f"clipped {self.clipped}"
+            f"PSNR {self.psnr:.2f} dB  lr {self.lr:.2e}  {self.steps_per_s:.2f} it/s  "
+            f"{self.megapixels_per_s:.2f} MP/s  clipped {self.clipped}{left}"
         )
 
 
@@ -124,21 +129,32 @@ def find_images(roots: Sequence[Path]) -> list[Path]:
     return found
 
 
+def _decode_one(path: Path, min_size: int) -> tuple[torch.Tensor | None, str]:
+    """3×H×W uint8, or None and why the image is skipped."""
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        return None, f"skipping {path}: {e}"
+    if min(arr.shape[:2]) < min_size:
+        return None, f"skipping {path}: smaller than the {min_size}px patch size"
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous(), ""
+
+
 def _decode_images(
     paths: Sequence[Path], min_size: int, warn: Callable[[str], None]
 ) -> list[torch.Tensor]:
+    """The usable images, in the order of `paths`. Decoded on several threads (the decoders
+    release the GIL): on a GPU machine loading is part of the time a run is budgeted."""
+    workers = min(8, os.cpu_count() or 1, max(1, len(paths)))
+    with ThreadPoolExecutor(workers) as pool:
+        decoded = list(pool.map(lambda p: _decode_one(p, min_size), paths))
     images = []
-    for p in paths:
-        try:
-            with Image.open(p) as im:
-                arr = np.asarray(im.convert("RGB"))
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
-            warn(f"skipping {p}: {e}")
-            continue
-        if min(arr.shape[:2]) < min_size:
-            warn(f"skipping {p}: smaller than the {min_size}px patch size")
-            continue
-        images.append(torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous())
+    for image, why in decoded:
+        if image is None:
+            warn(why)
+        else:
+            images.append(image)
     return images
 
 
@@ -249,14 +265,14 @@ def training_batch(
 # ----- loss ----------------------------------------------------------------------------------
 
 
-def lr_at(step: int, cfg: TrainConfig, train_seconds: float = 0.0) -> float:
-    """The learning rate of `step`; with cfg.train_seconds the cosine runs over training time
-    (`train_seconds` so far) instead of over steps."""
-    if cfg.train_seconds > 0:
-        progress = train_seconds / cfg.train_seconds
-    else:
-        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return learning_rate(step, progress, cfg.lr, cfg.lr_final, cfg.warmup)
+def step_progress(step: int, cfg: TrainConfig) -> float:
+    """The fraction of a run planned in steps that is done after `step` (0 during warm-up)."""
+    return (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+
+
+def lr_at(step: int, cfg: TrainConfig, progress: float) -> float:
+    """The learning rate of `step` at `progress` (0..1) through the run."""
+    return learning_rate(step, progress, cfg.lr, cfg.lr_final, cfg.warmup, cfg.anneal)
 
 
 def rd_loss(
@@ -317,6 +333,7 @@ class TrainingState:
     level_norm: dict | None = None  # LevelNormaliser.state_dict()
     clip: dict | None = None  # SpikeClip.state_dict()
     ema: dict | None = None  # WeightAverage.state_dict()
+    progress: float | None = None  # of the schedule (0..1) when saved
 
 
 def _torch_load(path: Path, what: str) -> dict:
@@ -358,6 +375,7 @@ def read_state(path: Path) -> TrainingState:
             level_norm=raw.get("level_norm"),
             clip=raw.get("clip"),
             ema=raw.get("ema"),
+            progress=raw.get("progress"),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise AecError(f"{path}: inconsistent training state ({e})") from e
@@ -440,7 +458,10 @@ def save_training_state(path: Path, model, optimizer, step: int, cfg: TrainConfi
 
 
 class Reporter(Protocol):
-    def start(self, step: int, total: int) -> None: ...
+    def start(self, step: int, total: int, seconds: float = 0.0) -> None:
+        """total: the run's last step (0: none); seconds > 0: the run ends on time, that many
+        seconds from now, and the bar shows time instead of steps."""
+
     def advance(self, step: int) -> None: ...
     def stats(self, stats: StepStats) -> None: ...
     def message(self, text: str) -> None: ...
@@ -449,8 +470,8 @@ class Reporter(Protocol):
 
 class _SpeedColumn(ProgressColumn):
     def render(self, task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:.1f} steps/s" if speed else "- steps/s")
+        speed = task.fields.get("speed")
+        return Text(f"{speed:.1f} it/s" if speed else "- it/s")
 
 
 class ConsoleReporter:
@@ -461,13 +482,15 @@ class ConsoleReporter:
         self.console = console
         self._progress: Progress | None = None
         self._task = None
+        self._clock: float | None = None  # monotonic start of a bar that counts seconds
 
-    def start(self, step: int, total: int) -> None:
+    def start(self, step: int, total: int, seconds: float = 0.0) -> None:
         if not self.console.is_terminal:
             return
+        counter = TextColumn("step {task.fields[step]}") if seconds > 0 else MofNCompleteColumn()
         self._progress = Progress(
             BarColumn(bar_width=16),
-            MofNCompleteColumn(),
+            counter,
             _SpeedColumn(),
             TextColumn("{task.fields[metrics]}", markup=False),
             TimeElapsedColumn(),
@@ -475,17 +498,26 @@ class ConsoleReporter:
             TimeRemainingColumn(),
             console=self.console,
         )
-        self._task = self._progress.add_task("train", total=total, completed=step, metrics="")
+        if seconds > 0:
+            self._clock = time.monotonic()
+            total, step_done = seconds, 0.0
+        else:
+            total, step_done = total or None, step
+        self._task = self._progress.add_task(
+            "train", total=total, completed=step_done, metrics="", step=step, speed=None
+        )
         self._progress.start()
 
     def advance(self, step: int) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, completed=step)
+            done = step if self._clock is None else time.monotonic() - self._clock
+            self._progress.update(self._task, completed=done, step=step)
 
     def stats(self, s: StepStats) -> None:
         if self._progress is not None:
             metrics = f"loss {s.loss:.4g} {s.bpp:.3f} bpp {s.psnr:.2f} dB"
-            self._progress.update(self._task, metrics=metrics)
+            metrics += f" {s.megapixels_per_s:.1f} MP/s"
+            self._progress.update(self._task, metrics=metrics, speed=s.steps_per_s)
         else:
             self.console.print(s.line(), soft_wrap=True)
 
@@ -504,7 +536,7 @@ class _LogReporter:
     def __init__(self, log: Callable[[StepStats], None] | None):
         self.log = log
 
-    def start(self, step: int, total: int) -> None:
+    def start(self, step: int, total: int, seconds: float = 0.0) -> None:
         pass
 
     def advance(self, step: int) -> None:
@@ -576,6 +608,12 @@ class TrainResult:
     best: dict | None  # {"step", "score", "images"} of the best validation (out_dir/best.pt)
     history: list[dict]  # every periodic validation, as ValidationResult.to_dict()
     averaged: HyperpriorModel | None = None  # the weight average (CPU), when kept
+    session_steps: int = 0  # steps of this call (a resumed run counts from where it resumed)
+    session_seconds: float = 0.0  # ... and its training seconds
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.session_steps / self.session_seconds if self.session_seconds > 0 else 0.0
 
 
 def train(
@@ -593,13 +631,20 @@ def train(
     reporter: Reporter | None = None,
     data_sources: Sequence[DataSource] = (),
     run_info: Mapping[str, Any] | None = None,
+    deadline: float | None = None,
 ) -> TrainResult:
     """Train from scratch, from `init_weights`, or on from `resume` (whose model config wins).
 
-    Writes out_dir/state.pt every `checkpoint_every` steps, at the end and when stopped by
-    SIGINT / SIGTERM (then raises KeyboardInterrupt); out_dir/train.log gets a line per log
-    step and per validation; out_dir/best.pt the weights of the best validation score.
-    run_info (JSON-like) is stored in state.pt as it is, for the provenance of later sessions.
+    The run ends at cfg.steps (0: no step limit), after cfg.train_seconds of training time, or
+    at `deadline` (a time.monotonic() value), whichever comes first. With a deadline the
+    schedule runs over wall-clock time: its progress goes from where a resumed run left it to
+    1 at the deadline, so the anneal ends when the run does.
+
+    Writes out_dir/state.pt every `checkpoint_every` steps and `checkpoint_seconds` seconds, at
+    the end and when stopped by SIGINT / SIGTERM (then raises KeyboardInterrupt);
+    out_dir/train.log gets a line per log step and per validation; out_dir/best.pt the weights
+    of the best validation score. run_info (JSON-like) is stored in state.pt as it is, for the
+    provenance of later sessions.
     """
     device = torch.device(device)
     out_dir = Path(out_dir)
@@ -609,20 +654,18 @@ def train(
         raise ValueError(f"images are on {data.device}, training on {device}")
     if cfg.patch_size > data.min_side:
         raise AecError(f"a training image is smaller than the {cfg.patch_size}px patch size")
+    budgeted = deadline is not None
+    timed = cfg.train_seconds > 0
+    if cfg.steps <= 0 and not (budgeted or timed):
+        raise ValueError("a run without a step limit needs train_seconds or a deadline")
     state = read_state(resume) if isinstance(resume, str | Path) else resume
     if state is not None:
         model_config = state.model_config
     cuda = device.type == "cuda"
     memory_format = torch.channels_last if cuda else torch.contiguous_format
 
-    torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    model = HyperpriorModel(model_config)
-    model.spread_gains(cfg.gain_spread)
-    if not cfg.gdn_cross_channel:
-        model.freeze_gdn_cross_channel()
-    if init_weights is not None:
-        model.load_state_dict(init_weights)
+    model = build_model(model_config, cfg, init_weights)
     model.to(device, memory_format=memory_format)
     optimizer = _optimizer(model, cfg, cuda)
     normaliser = LevelNormaliser(model_config.levels, device) if cfg.level_norm else None
@@ -674,8 +717,15 @@ def train(
     t_start = time.perf_counter()
     t_window, s_window = t_start, step
     saved_at = step if state is not None else -1
+    last_save = time.monotonic()
+    first_step = step
     paused = 0.0  # seconds of this session spent validating, not training
-    timed = cfg.train_seconds > 0
+    t_begin = time.monotonic()
+    p_begin = 0.0  # schedule progress at the start of this session (for a deadline)
+    if state is not None and budgeted:
+        p_begin = state.progress if state.progress is not None else step_progress(step, cfg)
+        p_begin = min(1.0, max(0.0, p_begin))
+    pixels_per_step = cfg.batch_size * cfg.patch_size**2
     next_valid = math.inf  # training seconds at which the next timed validation is due
     if cfg.valid_seconds > 0:
         next_valid = (math.floor(elapsed / cfg.valid_seconds) + 1) * cfg.valid_seconds
@@ -683,6 +733,33 @@ def train(
     def training_seconds() -> float:
         """Training time of the run so far, all sessions, validations excluded."""
         return elapsed + time.perf_counter() - t_start - paused
+
+    def progress_now() -> float:
+        """How far through the schedule the run is (0..1)."""
+        if budgeted:
+            span = deadline - t_begin
+            done = (time.monotonic() - t_begin) / span if span > 0 else 1.0
+            return p_begin + (1 - p_begin) * min(1.0, done)
+        if timed:
+            return training_seconds() / cfg.train_seconds
+        return step_progress(step, cfg)
+
+    def seconds_left(steps_per_s: float) -> float:
+        left = math.inf
+        if budgeted:
+            left = deadline - time.monotonic()
+        if timed:
+            left = min(left, cfg.train_seconds - training_seconds())
+        if cfg.steps > 0 and steps_per_s > 0:
+            left = min(left, (cfg.steps - step) / steps_per_s)
+        return max(0.0, left)
+
+    def finished() -> bool:
+        if cfg.steps > 0 and step >= cfg.steps:
+            return True
+        if timed and training_seconds() >= cfg.train_seconds:
+            return True
+        return budgeted and time.monotonic() >= deadline
 
     def parts() -> dict:
         return {
@@ -697,9 +774,10 @@ def train(
         check_finite()
         loss_m, bpp_m, psnr_m = (sums / count).tolist()
         now = time.perf_counter()
+        rate = (step - s_window) / (now - t_window)
         stats = StepStats(
-            step, loss_m, bpp_m, psnr_m, (step - s_window) / (now - t_window),
-            lr, cfg.steps, int(clip.take_clipped()),
+            step, loss_m, bpp_m, psnr_m, rate, lr, cfg.steps, int(clip.take_clipped()),
+            rate * pixels_per_step / 1e6, seconds_left(rate),
         )  # fmt: skip
         logfile.write(f"{_timestamp()} {stats.line()}\n")
         reporter.stats(stats)
@@ -714,13 +792,13 @@ def train(
             )
 
     def save(path: Path = out_dir / STATE_FILE) -> None:
-        nonlocal saved_at
+        nonlocal saved_at, last_save
         check_finite()  # never save a diverged model over a good one
         save_training_state(
-            path, model, optimizer, step, cfg,
-            elapsed=training_seconds(), best=best, history=history, **extra, **parts(),
+            path, model, optimizer, step, cfg, elapsed=training_seconds(), best=best,
+            history=history, progress=progress_now(), **extra, **parts(),
         )  # fmt: skip
-        saved_at = step
+        saved_at, last_save = step, time.monotonic()
 
     logfile = open(out_dir / LOG_FILE, "a", encoding="utf-8", buffering=1)
     try:
@@ -729,9 +807,12 @@ def train(
             torch.backends.cuda.matmul.allow_tf32 = False  # only the density of z: keep IEEE
             torch.backends.cudnn.benchmark = True  # one crop size: tune the kernels once
         with _StopRequest() as stop:
-            reporter.start(step, cfg.steps)
+            if budgeted:
+                reporter.start(step, 0, max(0.0, deadline - time.monotonic()))
+            else:
+                reporter.start(step, cfg.steps, cfg.train_seconds - elapsed if timed else 0.0)
             model.train()
-            while step < cfg.steps and not (timed and training_seconds() >= cfg.train_seconds):
+            while not finished():
                 if stop.requested:
                     if saved_at != step:
                         save()
@@ -741,7 +822,7 @@ def train(
                         f"stopped at step {step}: {path} saved; continue with --resume {path}"
                     )
                     raise KeyboardInterrupt
-                lr = lr_at(step, cfg, training_seconds() if timed else 0.0)
+                lr = lr_at(step, cfg, progress_now())
                 for group in optimizer.param_groups:
                     group["lr"] = lr * group["lr_scale"]
                 x, position = training_batch(data, cfg, model_config.levels, step, gen)
@@ -757,14 +838,15 @@ def train(
                 sums += torch.stack((loss.detach(), bpp, psnr))
                 count += 1
                 reporter.advance(step)
-                if step % cfg.log_every == 0 or step == cfg.steps:
+                end = finished()
+                if step % cfg.log_every == 0 or end:
                     log_window(lr)
-                if timed:
-                    due = next_valid <= training_seconds() < cfg.train_seconds
+                if end:  # the final model is validated at export
+                    due = False
                 elif cfg.valid_seconds > 0:
-                    due = next_valid <= training_seconds() and step < cfg.steps
-                else:  # the final model is validated at export
-                    due = cfg.valid_every > 0 and step % cfg.valid_every == 0 and step < cfg.steps
+                    due = next_valid <= training_seconds()
+                else:
+                    due = cfg.valid_every > 0 and step % cfg.valid_every == 0
                 if validator is not None and due:
                     devices = [device] if cuda else []
                     trained = training_seconds()
@@ -788,7 +870,11 @@ def train(
                     line = f"validation {result.summary()}" + (" (best)" if better else "")
                     logfile.write(f"{_timestamp()} {line} [{result.seconds:.1f} s]\n")
                     reporter.message(line)
-                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                if (
+                    end
+                    or (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0)
+                    or 0 < cfg.checkpoint_seconds <= time.monotonic() - last_save
+                ):
                     save()
             if count:  # stopped by the time budget inside a log window
                 log_window(lr)
@@ -803,9 +889,29 @@ def train(
                 torch.backends.cudnn.allow_tf32,
                 torch.backends.cudnn.benchmark,
             ) = flags
+    session_seconds = training_seconds() - elapsed
     elapsed = training_seconds()
     averaged = _averaged(model, average).eval() if average is not None else None
-    return TrainResult(model.eval(), step, elapsed, best, history, averaged)
+    return TrainResult(
+        model.eval(), step, elapsed, best, history, averaged, step - first_step, session_seconds
+    )
+
+
+def build_model(
+    model_config: ModelConfig,
+    cfg: TrainConfig,
+    init_weights: Mapping[str, torch.Tensor] | None = None,
+) -> HyperpriorModel:
+    """The model a run starts from (CPU, float32): initial weights drawn from cfg.seed, with the
+    recipe's gain spread and GDN form, or `init_weights`. Reseeds torch's generator."""
+    torch.manual_seed(cfg.seed)
+    model = HyperpriorModel(model_config)
+    model.spread_gains(cfg.gain_spread)
+    if not cfg.gdn_cross_channel:
+        model.freeze_gdn_cross_channel()
+    if init_weights is not None:
+        model.load_state_dict(init_weights)
+    return model
 
 
 def _optimizer(model: HyperpriorModel, cfg: TrainConfig, cuda: bool) -> torch.optim.Adam:
@@ -835,8 +941,8 @@ def _averaged(model: HyperpriorModel, average: WeightAverage | None) -> Hyperpri
 class TrainOptions:
     """Everything `aecompress train` takes."""
 
-    data: list[Path]
-    out_dir: Path
+    data: list[Path]  # empty with --resume / --export-from: the run's recorded data
+    out_dir: Path | None  # None with --resume / --export-from: the state's folder
     config: TrainConfig
     model_config: ModelConfig
     valid: list[Path] = field(default_factory=list)
@@ -847,6 +953,11 @@ class TrainOptions:
     model_id: str = "aec-hp-custom"
     force: bool = False
     command: str = ""  # the command line, for the provenance
+    # Wall-clock seconds for the whole command, export included (0: no limit); counted from
+    # `started` (a time.monotonic() value; None: from the call of run_training).
+    time_budget: float = 0.0
+    started: float | None = None
+    export_from: Path | None = None  # export this state.pt's model; no training
 
 
 @dataclass
@@ -859,24 +970,26 @@ class RunReport:
     selected_step: int
     elapsed: float
     validation: ValidationResult | None
+    steps_per_s: float = 0.0  # of this session's training (0: none)
 
 
-def _check_options(opts: TrainOptions) -> None:
+def _check_options(opts: TrainOptions, out: Path) -> None:
     if opts.config.patch_size % 64:
         raise TrainUsageError(
             f"--patch-size must be a multiple of 64 (the model downsamples by 64), "
             f"got {opts.config.patch_size}"
         )
-    if opts.resume is not None and opts.init is not None:
-        raise TrainUsageError("--resume and --init exclude each other")
-    out = opts.out_dir
-    existing = [p for p in (out / STATE_FILE, out / MODEL_FILE) if p.exists()]
-    continuing = opts.resume is not None and opts.resume.resolve().parent == out.resolve()
-    if existing and not (opts.force or continuing):
-        raise TrainUsageError(
-            f"{out} already holds a training run ({existing[0].name}); continue it with "
-            f"--resume {out / STATE_FILE}, start over with --force, or pick another --out"
-        )
+    if opts.export_from is not None:
+        if (out / MODEL_FILE).exists() and not opts.force:
+            raise TrainUsageError(f"{out / MODEL_FILE} exists (use --force to replace it)")
+    else:
+        existing = [p for p in (out / STATE_FILE, out / MODEL_FILE) if p.exists()]
+        continuing = opts.resume is not None and opts.resume.resolve().parent == out.resolve()
+        if existing and not (opts.force or continuing):
+            raise TrainUsageError(
+                f"{out} already holds a training run ({existing[0].name}); continue it with "
+                f"--resume {out / STATE_FILE}, start over with --force, or pick another --out"
+            )
     if out.exists() and not out.is_dir():
         raise TrainUsageError(f"--out {out}: not a directory")
     for path in [*opts.data, *opts.valid]:
@@ -904,6 +1017,39 @@ def _precision(device: torch.device, bf16: bool) -> str:
     )
 
 
+def _recorded_data(state: TrainingState, what: str) -> list[Path]:
+    """The training folders a state records, for a command that was given none."""
+    roots = [Path(d["path"]) for d in state.data if "path" in d]
+    if not roots:
+        raise TrainUsageError(f"the {what} records no training data: give DATA")
+    missing = [r for r in roots if not r.exists()]
+    if missing:
+        raise TrainUsageError(
+            f"the {what}'s training data {missing[0]} is gone: give DATA (the images to "
+            "calibrate the export on)"
+        )
+    return roots
+
+
+def _result_from_state(state: TrainingState) -> TrainResult:
+    """The models a saved state holds: its weights and, when kept, their running average."""
+    with torch.random.fork_rng(devices=[]):
+        model = HyperpriorModel(state.model_config)
+        model.load_state_dict(state.model)
+        averaged = None
+        if state.ema is not None:
+            averaged = HyperpriorModel(state.model_config)
+            averaged.load_state_dict(state.ema["tensors"])
+    return TrainResult(
+        model.eval(), state.step, state.elapsed, state.best, list(state.history),
+        averaged.eval() if averaged is not None else None,
+    )  # fmt: skip
+
+
+# Headroom on the measured export time when the run reserves it inside a time budget.
+EXPORT_SAFETY = 1.25
+
+
 def run_training(
     opts: TrainOptions,
     given: set[str] = frozenset(),
@@ -916,22 +1062,52 @@ def run_training(
     given: names of the TrainConfig / ModelConfig fields the user set explicitly; with --resume
     or --init they must agree with the run / model they continue (TrainUsageError otherwise),
     except RESUME_FREE_FIELDS, which a resumed run may change.
+
+    With a time budget, the command exports once before training (the initial weights) to
+    measure what the export costs, reserves that for each exported candidate, and trains until
+    the budget less the reserve; a candidate that would still overrun is skipped.
     """
-    _check_options(opts)
+    started = opts.started if opts.started is not None else time.monotonic()
+    budget = opts.time_budget
+    chosen = [n for n, v in (("--resume", opts.resume), ("--init", opts.init),
+                             ("--export-from", opts.export_from)) if v is not None]  # fmt: skip
+    if len(chosen) > 1:
+        raise TrainUsageError(f"{chosen[0]} and {chosen[1]} exclude each other")
     cfg, model_config = opts.config, opts.model_config
     state, init_weights, init_desc = None, None, None
-    if opts.resume is not None:
-        state = read_state(opts.resume)
+    from_state = opts.resume or opts.export_from
+    if from_state is not None:
+        state = read_state(from_state)
+    out = opts.out_dir if opts.out_dir is not None else None
+    if out is None:
+        if from_state is None:
+            raise TrainUsageError("give the run directory with --out")
+        out = Path(from_state).parent
+    _check_options(opts, out)
+    data_roots = list(opts.data)
+    if not data_roots:
+        if state is None:
+            raise TrainUsageError("give the training images (DATA)")
+        data_roots = _recorded_data(state, "resumed run" if opts.resume else "training state")
+
+    if opts.export_from is not None:
+        cfg, model_config = state.train_config, state.model_config
+        if state.step == 0:
+            raise AecError(f"{opts.export_from}: the run has not trained a step yet")
+        note(f"exporting the model of {opts.export_from} (step {state.step})")
+    elif opts.resume is not None:
         _conflicts(given, MODEL_FIELDS, model_config, state.model_config, "the resumed run")
         _conflicts(given, RUN_FIELDS, cfg, state.train_config, "the resumed run")
         free = {k: getattr(cfg, k) for k in RESUME_FREE_FIELDS if k in given}
         cfg = replace(state.train_config, **free)
         model_config = state.model_config
-        if cfg.steps < state.step:
+        if budget > 0 and "steps" not in given:
+            cfg = replace(cfg, steps=0)  # the budget ends the resumed run
+        if 0 < cfg.steps < state.step:
             raise TrainUsageError(f"--steps {cfg.steps} is below the run's step {state.step}")
-        if cfg.steps != state.train_config.steps:
+        if cfg.steps != state.train_config.steps and cfg.steps > 0:
             note(
-                f"--steps {cfg.steps}: the cosine schedule now ends at step {cfg.steps} "
+                f"--steps {cfg.steps}: the schedule now ends at step {cfg.steps} "
                 f"instead of {state.train_config.steps}"
             )
         for name in ("lr", "lr_final"):
@@ -940,23 +1116,30 @@ def run_training(
                     f"--{name.replace('_', '-')} {getattr(cfg, name):g} replaces the run's "
                     f"{getattr(state.train_config, name):g} from step {state.step} on"
                 )
-        note(f"resuming {opts.resume} at step {state.step} of {cfg.steps}")
+        total = f" of {cfg.steps}" if cfg.steps > 0 else ""
+        note(f"resuming {opts.resume} at step {state.step}{total}")
     elif opts.init is not None:
         init_config, init_weights, init_desc = read_init(opts.init)
         _conflicts(given, MODEL_FIELDS, model_config, init_config, "the --init model")
         model_config = init_config
         note(f"starting from the weights of {init_desc}")
+    if opts.export_from is None and cfg.steps <= 0 and budget <= 0 and cfg.train_seconds <= 0:
+        raise TrainUsageError("--steps 0 means no step limit: give a --time-budget")
 
     device = resolve_device(opts.device)
-    note(f"training on {describe(device)}: {_precision(device, opts.bf16)}")
-    if opts.bf16 and device.type != "cuda":
-        warn("--bf16 on the CPU is usually slower than float32")
-
-    images, sources = load_dataset(opts.data, cfg.patch_size, warn)
-    files = sum(s.files for s in sources)
-    note(f"{len(images)} training images from {files} files")
-    if state is not None and state.data and state.data != [asdict(s) for s in sources]:
-        warn("the training data differ from the resumed run's: the data order will too")
+    training = opts.export_from is None
+    if training:
+        note(f"training on {describe(device)}: {_precision(device, opts.bf16)}")
+        if opts.bf16 and device.type != "cuda":
+            warn("--bf16 on the CPU is usually slower than float32")
+        images, sources = load_dataset(data_roots, cfg.patch_size, warn)
+        files = sum(s.files for s in sources)
+        note(f"{len(images)} training images from {files} files")
+        if state is not None and state.data and state.data != [asdict(s) for s in sources]:
+            warn("the training data differ from the resumed run's: the data order will too")
+        calibration = images[:CALIBRATION_IMAGES]
+    else:
+        calibration, sources = _calibration_images(data_roots, cfg.patch_size, warn), []
     valid_images, valid_sources = [], []
     for root in opts.valid:
         found = load_valid_images([root], warn)
@@ -964,9 +1147,6 @@ def run_training(
         valid_sources.append({"path": str(Path(root).resolve()), "images": len(found)})
     if valid_images:
         note(f"{len(valid_images)} validation images")
-    calibration = images[:CALIBRATION_IMAGES]
-    data = ImageSet(images, device)
-    del images
 
     validator = None
     if valid_images:
@@ -977,34 +1157,23 @@ def run_training(
                 model, calib, valid_images, cfg.valid_qualities, device=device, step=step
             )
 
-    out = opts.out_dir
     out.mkdir(parents=True, exist_ok=True)
     command = opts.command or "aecompress train"
     run_info = dict(state.run_info) if state is not None else {}
     if init_desc:
         run_info["init"] = init_desc
-    session = {"command": command, "from_step": state.step if state else 0}
-    session["device"] = describe(device)
-    run_info["sessions"] = [*run_info.get("sessions", []), session]
-    start = f"resume at step {state.step}" if state is not None else "start"
-    append_log(out, f"{start}: {command}")
-    append_log(out, f"device {describe(device)}; {_precision(device, opts.bf16)}")
-    result = train(
-        data, out, model_config, cfg, resume=state, log=None, device=device, bf16=opts.bf16,
-        init_weights=init_weights, validator=validator, reporter=reporter, data_sources=sources,
-        run_info=run_info,
-    )  # fmt: skip
-    del data
-
-    sessions = run_info["sessions"]
+    if training:
+        session = {"command": command, "from_step": state.step if state else 0}
+        session["device"] = describe(device)
+        run_info["sessions"] = [*run_info.get("sessions", []), session]
+    sessions = run_info.get("sessions") or [{"command": command}]
+    recorded = [asdict(s) for s in sources] if sources else (state.data if state else [])
     provenance = {
         "command": sessions[0]["command"],  # the one that started the run
-        "steps": str(result.step),
         "train_config": json.dumps(asdict(cfg), sort_keys=True),
-        "data": json.dumps([asdict(s) for s in sources]),
-        "images": str(sum(s.images for s in sources)),
-        "wall_seconds": f"{result.elapsed:.0f}",
-        "device": describe(device),
+        "data": json.dumps(recorded),
+        "images": str(sum(d.get("images", 0) for d in recorded)),
+        "device": sessions[-1].get("device", describe(device)),
         "precision": _precision(device, opts.bf16),
         "torch": str(torch.__version__),
         "aecompress": __version__,
@@ -1015,40 +1184,95 @@ def run_training(
         provenance["sessions"] = json.dumps(sessions)
     if valid_sources:
         provenance["valid_data"] = json.dumps(valid_sources)
+    if budget > 0 and training:
+        provenance["time_budget"] = f"{budget:g}"
+    if opts.export_from is not None:
+        provenance["exported_from"] = f"{opts.export_from} (step {state.step})"
 
-    def export(model: HyperpriorModel, step: int):
+    def export(model: HyperpriorModel, step: int, seconds: float):
         ckpt = export_trained(frozen_copy(model), calibration, opts.model_id, dict(provenance))
         val = None
         if valid_images:
             val = validate_checkpoint(
                 ckpt, valid_images, cfg.valid_qualities, device=device, step=step
             )
-            val = replace(val, train_seconds=result.elapsed)
+            val = replace(val, train_seconds=seconds)
         return ckpt, val
 
+    if training:
+        start = f"resume at step {state.step}" if state is not None else "start"
+        append_log(out, f"{start}: {command}")
+        append_log(out, f"device {describe(device)}; {_precision(device, opts.bf16)}")
+    deadline, per_export = None, 0.0
+    if training and budget > 0:
+        deadline, per_export = _plan_budget(
+            opts, cfg, model_config, state, init_weights, export, started, bool(valid_images)
+        )
+        train_s = deadline - time.monotonic()
+        note(
+            f"time budget {format_duration(budget)}: {format_duration(train_s)} of training, "
+            f"{format_duration(started + budget - deadline)} kept for the export "
+            f"({per_export:.1f} s per exported candidate, measured)"
+        )
+        append_log(out, f"time budget {budget:.1f} s; training until {train_s:.1f} s from now")
+
+    if training:
+        data = ImageSet(images, device)
+        del images
+        result = train(
+            data, out, model_config, cfg, resume=state, log=None, device=device,
+            bf16=opts.bf16, init_weights=init_weights, validator=validator, reporter=reporter,
+            data_sources=sources, run_info=run_info, deadline=deadline,
+        )  # fmt: skip
+        del data
+    else:
+        result = _result_from_state(state)
+    provenance["steps"] = str(result.step)
+    provenance["wall_seconds"] = f"{result.elapsed:.0f}"
+    if result.steps_per_s > 0:
+        mp = result.steps_per_s * cfg.batch_size * cfg.patch_size**2 / 1e6
+        provenance["speed"] = f"{result.steps_per_s:.2f} it/s, {mp:.2f} MP/s"
+
+    def affordable(what: str) -> bool:
+        """Whether one more candidate fits in the budget (always, without one)."""
+        if deadline is None or time.monotonic() + per_export * EXPORT_SAFETY <= started + budget:
+            return True
+        append_log(out, f"skipped exporting the {what}: it would overrun the time budget")
+        note(f"skipped exporting the {what}: it would overrun the time budget")
+        return False
+
     note("exporting" + (" and validating" if valid_images else ""))
-    ckpt, validation = export(result.model, result.step)
-    selected, weights_kind = result.step, "last"
-    if validation is not None and result.averaged is not None:
-        ckpt_a, val_a = export(result.averaged, result.step)
-        if val_a.score < validation.score:
-            ckpt, validation, weights_kind = ckpt_a, val_a, "average"
+    # The average is usually the better model after the anneal: it goes first, so that a
+    # budget that allows one candidate only exports it.
+    candidates = [(result.averaged, "average"), (result.model, "last")]
+    candidates = [(m, kind) for m, kind in candidates if m is not None]
+    if not valid_images:
+        candidates = candidates[:1]  # nothing to compare on
+    ckpt, validation, weights_kind = None, None, ""
+    for model, kind in candidates:
+        if ckpt is not None and not affordable(f"{kind} weights"):
+            break
+        ckpt_c, val_c = export(model, result.step, result.elapsed)
+        if ckpt is None or val_c.score < validation.score:
+            ckpt, validation, weights_kind = ckpt_c, val_c, kind
+    selected = result.step
     best = result.best
     if validation is not None and best is not None and best["step"] != result.step:
         comparable = best.get("images") == validation.images
-        if comparable and best["score"] < validation.score and (out / BEST_FILE).is_file():
+        if (
+            comparable
+            and best["score"] < validation.score
+            and (out / BEST_FILE).is_file()
+            and affordable("best validation's weights")
+        ):
             config, weights, _ = read_init(out / BEST_FILE)
             with torch.random.fork_rng(devices=[]):
                 best_model = HyperpriorModel(config)
             best_model.load_state_dict(weights)
-            ckpt_b, val_b = export(best_model, best["step"])
+            ckpt_b, val_b = export(best_model, best["step"], result.elapsed)
             if val_b.score < validation.score:
                 ckpt, validation, selected = ckpt_b, val_b, best["step"]
                 weights_kind = "best validation"
-    elif validation is None and result.averaged is not None:
-        # Nothing to compare on: the average is the usual winner of a run's last stretch.
-        ckpt, _ = export(result.averaged, result.step)
-        weights_kind = "average"
     ckpt.provenance["selected_step"] = str(selected)
     ckpt.provenance["selected_weights"] = weights_kind
     ckpt.provenance["created"] = _timestamp()
@@ -1069,4 +1293,57 @@ def run_training(
         selected_step=selected,
         elapsed=result.elapsed,
         validation=validation,
+        steps_per_s=result.steps_per_s,
     )
+
+
+def _plan_budget(
+    opts: TrainOptions,
+    cfg: TrainConfig,
+    model_config: ModelConfig,
+    state: TrainingState | None,
+    init_weights: Mapping[str, torch.Tensor] | None,
+    export: Callable[[HyperpriorModel, int, float], Any],
+    started: float,
+    validating: bool,
+) -> tuple[float, float]:
+    """(deadline, seconds per exported candidate): exports the starting weights once to time
+    the export (which also proves it works before the budget is spent), and keeps room for
+    the candidates the end of the run will export and the files it writes."""
+    with torch.random.fork_rng(devices=[]):
+        if state is not None:
+            model = HyperpriorModel(state.model_config)
+            model.load_state_dict(state.model)
+        else:
+            model = build_model(model_config, cfg, init_weights)
+        t0 = time.monotonic()
+        export(model, state.step if state is not None else 0, 0.0)
+        per_export = time.monotonic() - t0
+    periodic = validating and (cfg.valid_every > 0 or cfg.valid_seconds > 0)
+    candidates = 1 + (validating and cfg.ema_decay > 0) + periodic
+    files = max(1.0, 0.01 * opts.time_budget)  # state.pt, model.pt, card
+    deadline = started + opts.time_budget - candidates * per_export * EXPORT_SAFETY - files
+    left = deadline - time.monotonic()
+    if left < 0.1 * opts.time_budget:
+        spent = time.monotonic() - started
+        raise TrainUsageError(
+            f"--time-budget {format_duration(opts.time_budget)} leaves "
+            f"{format_duration(max(0.0, left))} of training: loading and a trial export took "
+            f"{spent:.1f} s and the export needs about {per_export:.1f} s per candidate "
+            f"({candidates}); give more time"
+        )
+    return deadline, per_export
+
+
+def _calibration_images(
+    roots: Sequence[Path], min_size: int, warn: Callable[[str], None]
+) -> list[torch.Tensor]:
+    """The first CALIBRATION_IMAGES usable training images, as a full run picks them."""
+    images: list[torch.Tensor] = []
+    for path in find_images(roots):
+        images += _decode_images([path], min_size, warn)
+        if len(images) == CALIBRATION_IMAGES:
+            break
+    if not images:
+        raise AecError(f"no usable training images found in {', '.join(map(str, roots))}")
+    return images

@@ -49,6 +49,9 @@ ARMS = {
     # The new recipe on whole 256-px photos with all eight flips/rotations, 2 per step: the
     # same pixels per step as 8 crops of 128.
     "balanced-256": replace(TrainConfig(), patch_size=256, batch_size=2),
+    # balanced-128 with the learning rate held at its peak until the last quarter of the run,
+    # then annealed (instead of a cosine over the whole run).
+    "balanced-128-anneal25": replace(TrainConfig(), patch_size=128, anneal=0.25),
     # ... and with 8 per step, as on a GPU (4× the arithmetic per step).
     "balanced-256x8": replace(TrainConfig(), patch_size=256, batch_size=8),
 }

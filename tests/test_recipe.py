@@ -11,6 +11,7 @@ from conftest import photo_like
 
 from aecompress.cli import app
 from aecompress.config import RECIPE_2026_11, ModelConfig, TrainConfig
+from aecompress.durations import Interval, parse_interval
 from aecompress.layers import GDN
 from aecompress.model import HyperpriorModel
 from aecompress.recipe import (
@@ -201,8 +202,18 @@ def test_library_and_cli_share_one_set_of_defaults():
     defaults = {p.name: p.default for p in command.params}
     train_cfg, model_cfg = TrainConfig(), ModelConfig()
     names = {"n": "N", "m": "M", "nh": "Nh"}
+    # Options that take steps or a time set a pair of fields.
+    intervals = {
+        "valid_every": ("valid_every", "valid_seconds"),
+        "checkpoint_every": ("checkpoint_every", "checkpoint_seconds"),
+    }
     checked = 0
     for option, default in defaults.items():
+        if option in intervals:
+            steps, seconds = (getattr(train_cfg, f) for f in intervals[option])
+            assert parse_interval(default) == Interval(steps, seconds), option
+            checked += 1
+            continue
         field = names.get(option, option)
         for cfg in (train_cfg, model_cfg):
             if hasattr(cfg, field):

@@ -94,7 +94,7 @@ def test_resume_can_extend_a_finished_run(tmp_path, data):
     assert train_cli(data, "--out", run, "--steps", 2, *args).exit_code == 0
     r = train_cli(data, "--out", run, "--resume", run / "state.pt", "--steps", 4)
     assert r.exit_code == 0, r.output
-    assert "cosine schedule now ends at step 4" in r.stderr
+    assert "the schedule now ends at step 4" in r.stderr
     assert_same_state(straight / "state.pt", run / "state.pt")
     # Options that define the run cannot change on resume.
     r = train_cli(data, "--out", run, "--resume", run / "state.pt", "--batch-size", 4)

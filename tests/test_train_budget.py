@@ -1,0 +1,206 @@
+"""The GPU run rehearsed on the CPU: `aecompress train --time-budget` with a tiny model stops
+inside its budget with the export done, anneals to the final learning rate, runs from a source
+tree that is not installed, and a run killed midway exports from its last checkpoint."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import photo_like
+from PIL import Image
+from typer.testing import CliRunner
+
+from aecompress.cli import app
+from aecompress.durations import Interval, format_duration, parse_duration, parse_interval
+from aecompress.recipe import learning_rate
+from aecompress.train import read_state
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--N", "8", "--M", "8", "--Nh", "8", "--batch-size", "2", "--patch-size", "64"]
+# A budget leaves this much to the end of the command: the last step in flight, the state and
+# model files, and (for a process) the interpreter's start before the package is imported.
+MARGIN_S = 1.5
+PROCESS_START_S = 1.0
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def make_images(folder: Path, count: int = 4) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.fromarray(photo_like(80, 96, i)).save(folder / f"{i}.png")
+    return folder
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [*map(str, args)])
+
+
+def last_lr(log: Path) -> float:
+    lines = [ln for ln in log.read_text().splitlines() if re.search(r" step \d+ ", ln)]
+    return float(re.search(r"lr (\S+)", lines[-1]).group(1))
+
+
+def round_trip(model: Path, image: Path, tmp: Path) -> np.ndarray:
+    """Encode and decode `image` with `model` through the CLI; the decoded pixels."""
+    r = invoke("encode", image, "-o", tmp / "x.aec", "--model", model)
+    assert r.exit_code == 0, r.output
+    r = invoke("decode", tmp / "x.aec", "-o", tmp / "x.png", "--model", model)
+    assert r.exit_code == 0, r.output
+    return np.asarray(Image.open(tmp / "x.png"))
+
+
+def test_a_budgeted_run_ends_inside_its_budget_exported_and_annealed(tmp_path):
+    data = make_images(tmp_path / "data")
+    valid = make_images(tmp_path / "valid", count=1)
+    budget = 6.0
+    t0 = time.monotonic()
+    r = invoke(
+        "train", data, "--valid", valid, "--out", tmp_path / "run", *TINY,
+        "--time-budget", f"{budget:g}s", "--warmup", "5", "--log-every", "10",
+    )  # fmt: skip
+    wall = time.monotonic() - t0
+    assert r.exit_code == 0, r.output
+    assert 0.6 * budget <= wall <= budget + MARGIN_S, f"{wall:.2f} s for a {budget} s budget"
+    assert re.search(r"time budget 6s: .* of training, .* kept for the export", r.stderr)
+    state = read_state(tmp_path / "run" / "state.pt")
+    assert state.step > 20 and state.train_config.steps == 0  # the clock ended it
+    assert state.progress == pytest.approx(1.0)
+    lr_final = state.train_config.lr_final
+    assert last_lr(tmp_path / "run" / "train.log") < lr_final + 0.02 * state.train_config.lr
+    card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    assert "budget (export included)" in card and "it/s" in card
+    decoded = round_trip(tmp_path / "run" / "model.pt", valid / "0.png", tmp_path)
+    assert decoded.shape == (80, 96, 3)
+
+
+def test_a_budget_too_short_for_the_export_is_a_usage_error(tmp_path):
+    data = make_images(tmp_path / "data")
+    r = invoke("train", data, "--out", tmp_path / "run", *TINY, "--time-budget", "0.2s")
+    assert r.exit_code == 2
+    assert "--time-budget 0.2s leaves" in r.stderr and "give more time" in r.stderr
+    assert not (tmp_path / "run" / "model.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--time-budget", "7 minutes", "is not a duration"),
+        ("--time-budget", "0s", "give a time above 0"),
+        ("--checkpoint-every", "2.5", "give whole steps (500) or a time"),
+        ("--valid-every", "5x", "give whole steps (500) or a time"),
+    ],
+)
+def test_bad_durations_are_usage_errors(tmp_path, option, value, message):
+    r = invoke("train", tmp_path, "--out", tmp_path / "run", option, value)
+    assert r.exit_code == 2
+    assert f"error: {option}: " in r.stderr and message in r.stderr
+
+
+def _source_tree(tmp: Path) -> dict[str, str]:
+    """A copy of the checkout's package and models, and an environment in which the installed
+    aecompress (an editable install, say) is invisible: what the GPU machine has."""
+    src = tmp / "src"
+    shutil.copytree(REPO / "aecompress", src / "aecompress",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    shutil.copytree(REPO / "pretrained", src / "pretrained")
+    site = tmp / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]\n"
+        f"sys.path[:] = [p for p in sys.path if p.rstrip('/') != {str(REPO)!r}]\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AECOMPRESS"))}
+    env.update(PYTHONPATH=f"{site}{os.pathsep}{src}", PYTHONNOUSERSITE="1", OMP_NUM_THREADS="1")
+    return env
+
+
+def test_runs_from_a_source_tree_that_is_not_installed(tmp_path):
+    env = _source_tree(tmp_path)
+    src = tmp_path / "src"
+    where = subprocess.run(
+        [sys.executable, "-c", "import aecompress; print(aecompress.__file__)"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert where.stdout.strip() == str(src / "aecompress" / "__init__.py")
+    data = make_images(tmp_path / "data")
+    budget = 5.0
+    t0 = time.monotonic()
+    run = subprocess.run(
+        [sys.executable, "-m", "aecompress", "train", str(data), "--out", str(tmp_path / "run"),
+         *TINY, "--time-budget", f"{budget:g}s", "--device", "cpu"],
+        env=env, cwd=src, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    wall = time.monotonic() - t0
+    assert run.returncode == 0, run.stderr
+    assert wall <= budget + PROCESS_START_S + MARGIN_S, f"{wall:.2f} s for {budget} s"
+    assert "exported" in run.stdout
+    state = read_state(tmp_path / "run" / "state.pt")
+    assert state.run_info["sessions"][0]["command"].startswith("aecompress train ")
+    assert round_trip(tmp_path / "run" / "model.pt", data / "0.png", tmp_path).shape[:2] == (80, 96)
+
+
+def test_a_run_killed_midway_exports_from_its_last_checkpoint(tmp_path):
+    data = make_images(tmp_path / "data")
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aecompress", "train", str(data), "--out", str(out), *TINY,
+         "--time-budget", "2m", "--checkpoint-every", "10", "--device", "cpu"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "state.pt").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert proc.poll() is None, "the run ended before it could be killed"
+    finally:
+        proc.send_signal(signal.SIGKILL)  # no handler runs: as a timeout kills a job
+        proc.wait()
+    assert (out / "state.pt").exists() and not (out / "model.pt").exists()
+    step = read_state(out / "state.pt").step
+    assert step >= 10 and step % 10 == 0
+    r = invoke("train", "--export-from", out / "state.pt")  # DATA and --out from the state
+    assert r.exit_code == 0, r.output
+    assert f"exporting the model of {out / 'state.pt'} (step {step})" in r.stderr
+    assert f"{step} steps" in r.stdout
+    assert "exported_from" in (out / "MODEL_CARD.md").read_text()
+    assert round_trip(out / "model.pt", data / "1.png", tmp_path).shape == (80, 96, 3)
+    again = invoke("train", "--export-from", out / "state.pt")
+    assert again.exit_code == 2 and "model.pt exists (use --force" in again.stderr
+
+
+def test_durations_and_intervals():
+    assert parse_duration("7m30s") == 450 and parse_duration("1.5h") == 5400
+    assert parse_duration("90") == 90 and parse_duration("2m") == 120
+    assert format_duration(450) == "7m30s" and format_duration(3900) == "1h5m"
+    assert format_duration(2.5) == "2.5s" and parse_duration(format_duration(7.25)) == 7.2
+    for bad in ("", "7 minutes", "5m7h", "1m1m", "-3s", "inf"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+    assert parse_interval("500") == Interval(steps=500)
+    assert parse_interval("2m") == Interval(seconds=120) and str(Interval(seconds=120)) == "2m"
+    assert parse_interval("0") == Interval()
+    with pytest.raises(ValueError, match="whole steps"):
+        parse_interval("2.5")
+
+
+def test_the_schedule_holds_the_peak_then_anneals_over_the_last_part():
+    peak, final = 1e-3, 1e-5
+    lr = [learning_rate(100, p, peak, final, 10, anneal=0.25) for p in (0.0, 0.5, 0.75)]
+    assert lr == [peak, peak, peak]
+    mid = learning_rate(100, 0.875, peak, final, 10, anneal=0.25)
+    assert mid == pytest.approx((peak + final) / 2)
+    assert learning_rate(100, 1.0, peak, final, 10, anneal=0.25) == pytest.approx(final)
+    # A run shorter than its warm-up still ends at the final rate.
+    assert learning_rate(3, 1.0, peak, final, 200) == pytest.approx(final)
+    assert learning_rate(3, 0.0, peak, final, 200) == pytest.approx(peak * 4 / 200)
