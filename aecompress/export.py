@@ -20,12 +20,15 @@ def calibration_latents(
     images: Sequence[torch.Tensor],
     qualities: Sequence[float] = CALIBRATION_QUALITIES,
 ) -> list[torch.Tensor]:
-    """z_hat of each image (3×H×W uint8) at each quality: the inputs the integer network sees."""
+    """z_hat of each image (3×H×W uint8) at each quality, on the CPU: the inputs the integer
+    network sees. Runs on the model's device."""
+    device = next(model.parameters()).device
     out = []
     for im in images:
-        y = model.g_a(pad_to_multiple(im.unsqueeze(0).float() / 255))  # one g_a per image
+        x = pad_to_multiple(im.to(device).unsqueeze(0).float() / 255)
+        y = model.g_a(x)  # one g_a per image serves every quality
         for q in qualities:
-            out.append(torch.round(model.h_a(model.apply_gain(y, q))))
+            out.append(torch.round(model.h_a(model.apply_gain(y, q))).cpu())
     return out
 
 
@@ -41,9 +44,12 @@ def export_trained(
     calibration_images: Sequence[torch.Tensor],
     model_id: str,
     provenance: dict[str, str],
+    device: torch.device | str = "cpu",
 ) -> Checkpoint:
+    """The shippable checkpoint of `model` (which is moved to the CPU). The calibration
+    latents, which only size the integer network's ranges, are computed on `device`."""
     model = model.cpu().eval()
     # Calibrate on the fp16-rounded weights that will be shipped.
     model.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
-    calib = calibration_latents(model, calibration_images)
-    return export_checkpoint(model, calib, model_id, provenance)
+    calib = calibration_latents(model.to(device), calibration_images)
+    return export_checkpoint(model.cpu(), calib, model_id, provenance)

@@ -178,5 +178,5 @@ def validate_model(
     step: int = 0,
 ) -> ValidationResult:
     """Export a temporary checkpoint of `model` (left untouched) and validate it."""
-    ckpt = export_trained(frozen_copy(model), calibration_images, "validation", {})
+    ckpt = export_trained(frozen_copy(model), calibration_images, "validation", {}, device)
     return validate_checkpoint(ckpt, images, qualities, device, step)

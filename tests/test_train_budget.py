@@ -132,7 +132,7 @@ def test_runs_from_a_source_tree_that_is_not_installed(tmp_path):
     )  # fmt: skip
     assert where.stdout.strip() == str(src / "aecompress" / "__init__.py")
     data = make_images(tmp_path / "data")
-    budget = 5.0
+    budget = 8.0  # the interpreter's start and torch's import count: about 3 s on 2 cores
     t0 = time.monotonic()
     run = subprocess.run(
         [sys.executable, "-m", "aecompress", "train", str(data), "--out", str(tmp_path / "run"),
