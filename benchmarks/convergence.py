@@ -45,15 +45,16 @@ ARMS = {
     # raw loss, clip at 1, per-channel GDN, gains at the base learning rate, no averaging.
     "recipe-2026.11": RECIPE_2026_11,
     # The new recipe on the same crops: isolates the loss, GDN, gains, clipping and averaging.
-    "balanced-128": replace(TrainConfig(), patch_size=128),
+    # (Its schedule: a cosine over the whole run, as when the arms were compared.)
+    "balanced-128": replace(TrainConfig(), patch_size=128, anneal=1.0),
     # The new recipe on whole 256-px photos with all eight flips/rotations, 2 per step: the
     # same pixels per step as 8 crops of 128.
-    "balanced-256": replace(TrainConfig(), patch_size=256, batch_size=2),
+    "balanced-256": replace(TrainConfig(), patch_size=256, batch_size=2, anneal=1.0),
     # balanced-128 with the learning rate held at its peak until the last quarter of the run,
-    # then annealed (instead of a cosine over the whole run).
+    # then annealed: the default since (benchmarks/schedule.md).
     "balanced-128-anneal25": replace(TrainConfig(), patch_size=128, anneal=0.25),
-    # ... and with 8 per step, as on a GPU (4× the arithmetic per step).
-    "balanced-256x8": replace(TrainConfig(), patch_size=256, batch_size=8),
+    # ... and with 8 crops of 256 per step, as on a GPU (4× the arithmetic per step).
+    "balanced-256x8": replace(TrainConfig(), patch_size=256, batch_size=8, anneal=0.25),
 }
 
 
