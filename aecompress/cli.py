@@ -485,6 +485,7 @@ def train(
     time_budget: Annotated[
         str | None,
         typer.Option(
+            metavar="TIME",
             help="Wall-clock time for the whole command, such as 7m30s, 90s or 1.5h: loading, "
             "training and the export, for which it keeps time (measured by exporting once "
             "before training). The learning rate follows the clock, so the anneal ends when "
@@ -545,6 +546,7 @@ def train(
     valid_every: Annotated[
         str,
         typer.Option(
+            metavar="N|TIME",
             help="Validate every N steps (1000), or every so much training time (5m); 0: only "
             "the exported model."
         ),
@@ -552,6 +554,7 @@ def train(
     checkpoint_every: Annotated[
         str,
         typer.Option(
+            metavar="N|TIME",
             help="Write DIR/state.pt every N steps (500) or every so much wall time (2m), at "
             "the end, and on Ctrl-C; a run killed midway is exported with --export-from."
         ),

@@ -1074,7 +1074,7 @@ def run_training(
     from_state = opts.resume or opts.export_from
     if from_state is not None:
         state = read_state(from_state)
-    out = opts.out_dir if opts.out_dir is not None else None
+    out = opts.out_dir
     if out is None:
         if from_state is None:
             raise TrainUsageError("give the run directory with --out")
