@@ -548,7 +548,7 @@ def train(
         typer.Option(
             metavar="N|TIME",
             help="Validate every N steps (1000), or every so much training time (5m); 0: only "
-            "the exported model."
+            "the exported model.",
         ),
     ] = _VALID_EVERY,
     checkpoint_every: Annotated[
@@ -556,7 +556,7 @@ def train(
         typer.Option(
             metavar="N|TIME",
             help="Write DIR/state.pt every N steps (500) or every so much wall time (2m), at "
-            "the end, and on Ctrl-C; a run killed midway is exported with --export-from."
+            "the end, and on Ctrl-C; a run killed midway is exported with --export-from.",
         ),
     ] = _CHECKPOINT_EVERY,
     log_every: Annotated[

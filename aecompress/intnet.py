@@ -117,11 +117,18 @@ def export(
     """
     convs = [m for m in h_s_scale if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
     peaks = [torch.zeros(c.out_channels, dtype=torch.float64) for c in convs[:-1]]
+    hidden = [_FloatLayer(c) for c in convs[:-1]]
+    # Latents of one shape go through as one batch (the peaks are maxima: batching changes
+    # nothing but the time, which is most of an export).
+    by_shape: dict[tuple[int, ...], list[torch.Tensor]] = {}
     for z in calibration_z:
-        a = z.double()
-        for i, c in enumerate(convs[:-1]):
-            a = torch.relu(_float_layer(c, a))
-            peaks[i] = torch.maximum(peaks[i], a.amax((0, 2, 3)))
+        by_shape.setdefault(tuple(z.shape[1:]), []).append(z)
+    for group in by_shape.values():
+        for chunk in range(0, len(group), 32):
+            a = torch.cat(group[chunk : chunk + 32]).double()
+            for i, layer in enumerate(hidden):
+                a = torch.relu(layer(a))
+                peaks[i] = torch.maximum(peaks[i], a.amax((0, 2, 3)))
     step = (math.log(scale_max) - math.log(scale_min)) / (num_scales - 1)
     layers = []
     in_scale = torch.ones(convs[0].in_channels, dtype=torch.float64)  # integer units per value
@@ -170,10 +177,17 @@ def _compact(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.int32) if fits else t
 
 
-def _float_layer(c: nn.Module, a: torch.Tensor) -> torch.Tensor:
-    w, b = c.weight.double(), c.bias.double()
-    if isinstance(c, nn.ConvTranspose2d):
-        return F.conv_transpose2d(
-            a, w, b, stride=c.stride, padding=c.padding, output_padding=c.output_padding
-        )
-    return F.conv2d(a, w, b, stride=c.stride, padding=c.padding)
+class _FloatLayer:
+    """A convolution of the float network evaluated in float64 (weights converted once)."""
+
+    def __init__(self, c: nn.Module):
+        self.c, self.w, self.b = c, c.weight.double(), c.bias.double()
+
+    def __call__(self, a: torch.Tensor) -> torch.Tensor:
+        c = self.c
+        if isinstance(c, nn.ConvTranspose2d):
+            return F.conv_transpose2d(
+                a, self.w, self.b, stride=c.stride, padding=c.padding,
+                output_padding=c.output_padding,
+            )  # fmt: skip
+        return F.conv2d(a, self.w, self.b, stride=c.stride, padding=c.padding)
