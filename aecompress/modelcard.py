@@ -157,6 +157,7 @@ def render_model_card(ckpt: Checkpoint) -> str:
     if wall:
         rows.append(("wall time", wall + " of training (all sessions of the run)"))
     for key, label in (
+        ("exported_from", "exported from a training state"),
         ("speed", "speed"),
         ("device", "device"),
         ("precision", "precision"),
@@ -211,7 +212,8 @@ def render_model_card(ckpt: Checkpoint) -> str:
         not in {
             "command", "steps", "selected_step", "train_config", "data", "images", "init",
             "sessions", "wall_seconds", "device", "precision", "torch", "aecompress",
-            "created", "validation", "valid_data",
+            "created", "validation", "valid_data", "speed", "time_budget", "selected_weights",
+            "exported_from",
         }
     }  # fmt: skip
     if other:

@@ -173,7 +173,10 @@ def test_a_run_killed_midway_exports_from_its_last_checkpoint(tmp_path):
     assert r.exit_code == 0, r.output
     assert f"exporting the model of {out / 'state.pt'} (step {step})" in r.stderr
     assert f"{step} steps" in r.stdout
-    assert "exported_from" in (out / "MODEL_CARD.md").read_text()
+    assert (
+        f"| exported from a training state | {out / 'state.pt'} (step {step}) |"
+        in (out / "MODEL_CARD.md").read_text()
+    )
     assert round_trip(out / "model.pt", data / "1.png", tmp_path).shape == (80, 96, 3)
     again = invoke("train", "--export-from", out / "state.pt")
     assert again.exit_code == 2 and "model.pt exists (use --force" in again.stderr
