@@ -649,8 +649,6 @@ def train(
     # Option name -> the config fields it sets.
     fields = {"n": ["N"], "m": ["M"], "nh": ["Nh"], "valid_every": ["valid_every", "valid_seconds"],
               "checkpoint_every": ["checkpoint_every", "checkpoint_seconds"]}  # fmt: skip
-    if budget > 0 and "steps" not in given:
-        steps = 0  # the clock ends the run
     check, valid_at = intervals["--checkpoint-every"], intervals["--valid-every"]
     opts = TrainOptions(
         data=list(data or []),

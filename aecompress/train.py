@@ -1027,18 +1027,22 @@ def _recorded_data(state: TrainingState, what: str) -> list[Path]:
     return roots
 
 
+def _model_with(config: ModelConfig, weights: Mapping[str, torch.Tensor]) -> HyperpriorModel:
+    """A CPU model holding `weights`, in eval mode (building it leaves the RNG untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        model = HyperpriorModel(config)
+    model.load_state_dict(weights)
+    return model.eval()
+
+
 def _result_from_state(state: TrainingState) -> TrainResult:
     """The models a saved state holds: its weights and, when kept, their running average."""
-    with torch.random.fork_rng(devices=[]):
-        model = HyperpriorModel(state.model_config)
-        model.load_state_dict(state.model)
-        averaged = None
-        if state.ema is not None:
-            averaged = HyperpriorModel(state.model_config)
-            averaged.load_state_dict(state.ema["tensors"])
+    averaged = None
+    if state.ema is not None:
+        averaged = _model_with(state.model_config, state.ema["tensors"])
     return TrainResult(
-        model.eval(), state.step, state.elapsed, state.best, list(state.history),
-        averaged.eval() if averaged is not None else None,
+        _model_with(state.model_config, state.model), state.step, state.elapsed, state.best,
+        list(state.history), averaged,
     )  # fmt: skip
 
 
@@ -1070,6 +1074,8 @@ def run_training(
     if len(chosen) > 1:
         raise TrainUsageError(f"{chosen[0]} and {chosen[1]} exclude each other")
     cfg, model_config = opts.config, opts.model_config
+    if budget > 0 and "steps" not in given:  # the clock ends the run, as with --steps 0
+        cfg, given = replace(cfg, steps=0), {*given, "steps"}
     state, init_weights, init_desc = None, None, None
     from_state = opts.resume or opts.export_from
     if from_state is not None:
@@ -1097,8 +1103,6 @@ def run_training(
         free = {k: getattr(cfg, k) for k in RESUME_FREE_FIELDS if k in given}
         cfg = replace(state.train_config, **free)
         model_config = state.model_config
-        if budget > 0 and "steps" not in given:
-            cfg = replace(cfg, steps=0)  # the budget ends the resumed run
         if 0 < cfg.steps < state.step:
             raise TrainUsageError(f"--steps {cfg.steps} is below the run's step {state.step}")
         if cfg.steps != state.train_config.steps and cfg.steps > 0:
@@ -1264,10 +1268,7 @@ def run_training(
             and affordable("best validation's weights")
         ):
             config, weights, _ = read_init(out / BEST_FILE)
-            with torch.random.fork_rng(devices=[]):
-                best_model = HyperpriorModel(config)
-            best_model.load_state_dict(weights)
-            ckpt_b, val_b = export(best_model, best["step"], result.elapsed)
+            ckpt_b, val_b = export(_model_with(config, weights), best["step"], result.elapsed)
             if val_b.score < validation.score:
                 ckpt, validation, selected = ckpt_b, val_b, best["step"]
                 weights_kind = "best validation"
@@ -1308,15 +1309,14 @@ def _plan_budget(
     """(deadline, seconds per exported candidate): exports the starting weights once to time
     the export (which also proves it works before the budget is spent), and keeps room for
     the candidates the end of the run will export and the files it writes."""
-    with torch.random.fork_rng(devices=[]):
-        if state is not None:
-            model = HyperpriorModel(state.model_config)
-            model.load_state_dict(state.model)
-        else:
+    if state is not None:
+        model = _model_with(state.model_config, state.model)
+    else:
+        with torch.random.fork_rng(devices=[]):
             model = build_model(model_config, cfg, init_weights)
-        t0 = time.monotonic()
-        export(model, state.step if state is not None else 0, 0.0)
-        per_export = time.monotonic() - t0
+    t0 = time.monotonic()
+    export(model, state.step if state is not None else 0, 0.0)
+    per_export = time.monotonic() - t0
     periodic = validating and (cfg.valid_every > 0 or cfg.valid_seconds > 0)
     candidates = 1 + (validating and cfg.ema_decay > 0) + periodic
     files = max(1.0, 0.01 * opts.time_budget)  # state.pt, model.pt, card
@@ -1339,7 +1339,11 @@ def _calibration_images(
     """The first CALIBRATION_IMAGES usable training images, as a full run picks them."""
     images: list[torch.Tensor] = []
     for path in find_images(roots):
-        images += _decode_images([path], min_size, warn)
+        image, why = _decode_one(path, min_size)
+        if image is None:
+            warn(why)
+            continue
+        images.append(image)
         if len(images) == CALIBRATION_IMAGES:
             break
     if not images:
