@@ -721,7 +721,10 @@ def train(
     t_begin = time.monotonic()
     p_begin = 0.0  # schedule progress at the start of this session (for a deadline)
     if state is not None and budgeted:
-        p_begin = state.progress if state.progress is not None else step_progress(step, cfg)
+        p_begin = state.progress
+        if p_begin is None:  # a state from before progress was saved: its own step plan
+            planned = state.train_config
+            p_begin = step_progress(step, planned) if planned.steps > 0 else 0.0
         p_begin = min(1.0, max(0.0, p_begin))
     pixels_per_step = cfg.batch_size * cfg.patch_size**2
     next_valid = math.inf  # training seconds at which the next timed validation is due

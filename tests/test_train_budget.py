@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import photo_like
 from PIL import Image
 from typer.testing import CliRunner
@@ -207,3 +208,22 @@ def test_the_schedule_holds_the_peak_then_anneals_over_the_last_part():
     # A run shorter than its warm-up still ends at the final rate.
     assert learning_rate(3, 1.0, peak, final, 200) == pytest.approx(final)
     assert learning_rate(3, 0.0, peak, final, 200) == pytest.approx(peak * 4 / 200)
+
+
+def test_a_state_without_progress_resumes_under_a_budget_from_its_own_step_plan(tmp_path):
+    """States written before the schedule's progress was saved continue from step / steps of
+    their own plan, not from the budgeted run's (which has no step limit)."""
+    data = make_images(tmp_path / "data")
+    out = tmp_path / "run"
+    r = invoke("train", data, "--out", out, *TINY, "--steps", 20, "--warmup", 2, "--lr", 1e-3)
+    assert r.exit_code == 0, r.output
+    state = torch.load(out / "state.pt", weights_only=False)
+    state.pop("progress")
+    state["train_config"]["steps"] = 200  # stopped at step 20 of a 200-step plan
+    torch.save(state, out / "state.pt")
+    r = invoke("train", "--resume", out / "state.pt", "--time-budget", "5s", "--log-every", 1)
+    assert r.exit_code == 0, r.output
+    first = next(ln for ln in (out / "train.log").read_text().splitlines()
+                 if re.search(r" step 21 ", ln))  # fmt: skip
+    # 10% into the plan: the rate still holds at the peak (an old fallback read 100%).
+    assert float(re.search(r"lr (\S+)", first).group(1)) == pytest.approx(1e-3)
