@@ -58,7 +58,7 @@ import numpy as np
 
 from . import peers
 from .bdrate import bd_rate, pchip
-from .errors import AecError
+from .errors import AecError, UsageError
 from .imageio import SourceImage, load_image
 from .metrics import ms_ssim, psnr
 from .modes import ColourMode
@@ -80,7 +80,7 @@ IMAGE_SUFFIXES = frozenset(
 PSNR_CAP_DB = 100.0  # reported for identical images, and for MS-SSIM == 1 on the dB scale
 
 
-class UnknownCodecError(AecError):
+class UnknownCodecError(UsageError):
     """A codec name that is neither aec nor a peer (a usage error)."""
 
 

@@ -8,13 +8,13 @@ everything that influences decoding, so a file names the exact weights that deco
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .errors import CheckpointError
+from .fileio import write_atomic
 from .intnet import IntegerScaleNetwork
 from .intnet import export as export_scale_network
 from .model import HyperpriorModel, ModelConfig
@@ -51,9 +51,7 @@ def export_checkpoint(
     to size the integer network's activations.
     """
     c = model.config
-    model = model.cpu().eval()
-    # Round-trip the weights through fp16 first, so what is exported is what will be shipped.
-    model.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
+    model = round_to_fp16(model.cpu().eval())
     ckpt = Checkpoint(
         model_id=model_id,
         model=model,
@@ -66,6 +64,13 @@ def export_checkpoint(
     )
     ckpt.fingerprint = _fingerprint(_payload(ckpt))
     return ckpt
+
+
+def round_to_fp16(model: HyperpriorModel) -> HyperpriorModel:
+    """Round every weight to fp16 and back, in place: exports calibrate and validate the
+    weights that will be shipped, not the float32 ones."""
+    model.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
+    return model
 
 
 def _payload(ckpt: Checkpoint) -> dict:
@@ -96,13 +101,9 @@ def _fingerprint(payload: dict) -> bytes:
 
 
 def save_checkpoint(ckpt: Checkpoint, path: Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        torch.save(_payload(ckpt), tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write the model file atomically, replacing `path` if it exists."""
+    payload = _payload(ckpt)
+    write_atomic(Path(path), lambda f: torch.save(payload, f), force=True)
 
 
 @dataclass(frozen=True)
@@ -114,17 +115,27 @@ class CheckpointIdentity:
     provenance: dict[str, str]
 
 
-def _read_payload(path: Path) -> dict:
+def read_torch_file(path: Path, what: str, error: type[Exception] = CheckpointError) -> dict:
+    """The dict in a torch file, loaded safely (weights_only: no code runs) on the CPU.
+
+    Raises `error` with one line for a missing file, a file torch cannot read, or one that
+    does not hold a dict; `what` names the expected kind of file in those messages.
+    """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"model file not found: {path}")
+        raise error(f"{what} not found: {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a bad file
-        raise CheckpointError(
-            f"{path}: not a readable aecompress model ({type(e).__name__})"
-        ) from e
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise error(f"{path}: not a readable {what} ({type(e).__name__})") from e
+    if not isinstance(payload, dict):
+        raise error(f"{path}: not a {what}")
+    return payload
+
+
+def _read_payload(path: Path) -> dict:
+    payload = read_torch_file(path, "aecompress model file")
+    if payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not an aecompress model file")
     if payload.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(

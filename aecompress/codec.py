@@ -152,8 +152,10 @@ class Codec:
         return self.model.g_a(x)
 
     @torch.inference_mode()
-    def encode(self, image: SourceImage, quality: float) -> EncodedImage:
-        return self.encode_analysed(image, self.analyse(image), quality)
+    def encode(self, image: SourceImage, quality: float, reconstruct: bool = True) -> EncodedImage:
+        """reconstruct=False skips the synthesis transform (the result's rgb is then None): a
+        caller that only needs the file, or times the encoder alone, does not pay for g_s."""
+        return self.encode_analysed(image, self.analyse(image), quality, reconstruct)
 
     @torch.inference_mode()
     def encode_analysed(

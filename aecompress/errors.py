@@ -5,6 +5,11 @@ class AecError(Exception):
     """Base class for every failure the user should see as a one-line message."""
 
 
+class UsageError(AecError):
+    """The command was asked for something it cannot do (an option out of range, options that
+    conflict, an unknown codec): the CLI exits with 2, as for its own usage errors."""
+
+
 class FormatError(AecError):
     """An .aec file is malformed, truncated, corrupt or of an unsupported version."""
 

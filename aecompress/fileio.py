@@ -6,8 +6,9 @@ import contextlib
 import os
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import AecError
 
@@ -47,6 +48,16 @@ def _create_temp(path: Path) -> tuple[int, str]:
 
 def write_output(path: Path, data: bytes, force: bool) -> None:
     """Write `data` to `path` atomically: readers see the old file or the whole new one."""
+    write_atomic(path, lambda f: f.write(data), force)
+
+
+def write_atomic(path: Path, write: Callable[[BinaryIO], object], force: bool) -> None:
+    """Call write(f) on a hidden file beside `path`, then rename it over `path`.
+
+    Readers see the old file or the whole new one; an error or Ctrl-C inside `write` leaves
+    neither a partial file nor the temporary one. Raises AecError when `path` may not be
+    written (it exists and not force, its folder is missing) or the disk refuses.
+    """
     path = Path(path)
     check_writable(path, force)
     try:
@@ -55,7 +66,7 @@ def write_output(path: Path, data: bytes, force: bool) -> None:
         raise AecError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

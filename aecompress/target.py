@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .codec import Codec, EncodedImage
-from .errors import AecError
+from .errors import AecError, UsageError
 from .imageio import SourceImage
 from .metrics import psnr
 
@@ -22,6 +22,10 @@ _UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2}
 
 class TargetError(AecError):
     """The requested target cannot be met (or was malformed)."""
+
+
+class SizeSyntaxError(TargetError, UsageError):
+    """A file size that cannot be read (a usage error)."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ def parse_size(text: str) -> int:
     """'60KB' → 60000, '1.5MiB' → 1572864, '900' → 900 bytes (KB = 1000, KiB = 1024)."""
     m = _SIZE.match(text)
     if not m:
-        raise TargetError(f"cannot read the size {text!r} (examples: 60KB, 1.5MB, 900)")
+        raise SizeSyntaxError(f"cannot read the size {text!r} (examples: 60KB, 1.5MB, 900)")
     return int(float(m.group(1)) * _UNITS[(m.group(2) or "b").lower()])
 
 

@@ -59,7 +59,7 @@ from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from .config import MODEL_FIELDS, RESUME_FREE_FIELDS, RUN_FIELDS, TrainConfig
 from .device import describe, resolve_device
 from .durations import format_duration
-from .errors import AecError
+from .errors import AecError, UsageError
 from .export import export_trained
 from .model import HyperpriorModel, ModelConfig, interpolate_levels
 from .modelcard import write_model_card
@@ -85,7 +85,7 @@ CALIBRATION_IMAGES = 64  # training images that size the integer network at the 
 VALID_CALIBRATION_IMAGES = 8  # ... and at each periodic validation's temporary export
 
 
-class TrainUsageError(AecError):
+class TrainUsageError(UsageError):
     """Options that contradict each other or the run being resumed (the CLI exits with 2)."""
 
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from aecompress import bench, bench_report, peers
 from aecompress.bench import CurvePoint, quality_at_rate, summarize
-from aecompress.bench_cli import bench as bench_command
+from aecompress.cli.bench_command import bench as bench_command
 from aecompress.registry import MODEL_ENV
 
 

@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import bench as B
-from . import bench_report as R
-from .errors import AecError
+from .. import bench as B
+from .. import bench_report as R
+from ..errors import AecError
 
 _CODEC_HELP = (
     f"Comma-separated codecs from {', '.join(B.KNOWN_CODECS)}. Default: "
@@ -151,7 +151,7 @@ def bench(
     reference = reference.strip().lower()
 
     try:
-        from .fileio import check_writable
+        from ..fileio import check_writable
 
         for path in (json_out, csv_out, markdown_out, plot_out):
             if path is not None:
@@ -216,10 +216,10 @@ def bench(
 
 
 def _open_codec(device: str, model: str | None, err: Console):
-    from .checkpoint import load_checkpoint
-    from .codec import Codec
-    from .device import describe, resolve_device
-    from .registry import ModelLibrary
+    from ..checkpoint import load_checkpoint
+    from ..codec import Codec
+    from ..device import describe, resolve_device
+    from ..registry import ModelLibrary
 
     dev = resolve_device(device)
     ckpt = load_checkpoint(ModelLibrary().encoder_model(model))

@@ -1,0 +1,248 @@
+"""The `train` command: options to a TrainOptions, the run, and what it exported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .. import STARTED
+from ..config import ModelConfig, TrainConfig
+from ..durations import Interval, parse_duration, parse_interval
+from .common import DeviceOpt, err, guard, out, usage_error, warn
+
+_TRAIN = TrainConfig()
+_MODEL = ModelConfig()
+_QUALITIES = ", ".join(f"{q:g}" for q in _TRAIN.valid_qualities)
+_CHECKPOINT_EVERY = str(Interval(_TRAIN.checkpoint_every, _TRAIN.checkpoint_seconds))
+_VALID_EVERY = str(Interval(_TRAIN.valid_every, _TRAIN.valid_seconds))
+
+
+def train(
+    ctx: typer.Context,
+    data: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Training images: files or folders, searched recursively (PNG, JPEG, WebP, "
+            "...). With --resume or --export-from: the run's own data when left out.",
+            show_default=False,
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Run directory: state.pt (resumable), train.log, best.pt; at the end model.pt "
+            "and MODEL_CARD.md. With --resume or --export-from: the state's folder when left "
+            "out.",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    time_budget: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TIME",
+            help="Wall-clock time for the whole command, such as 7m30s, 90s or 1.5h: loading, "
+            "training and the export, for which it keeps time (measured by exporting once "
+            "before training). The learning rate follows the clock, so the anneal ends when "
+            "the run does. Without --steps there is no step limit.",
+            show_default=False,
+        ),
+    ] = None,
+    steps: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Optimizer steps in all (with --resume: may extend the run; with "
+            "--time-budget: an upper bound; 0: no limit).",
+        ),
+    ] = _TRAIN.steps,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Random crops per step.")
+    ] = _TRAIN.batch_size,
+    patch_size: Annotated[
+        int, typer.Option(min=64, help="Crop side in pixels, a multiple of 64.")
+    ] = _TRAIN.patch_size,
+    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (Adam).")] = _TRAIN.lr,
+    lr_final: Annotated[
+        float, typer.Option(min=0.0, help="Learning rate at the end of the run.")
+    ] = _TRAIN.lr_final,
+    anneal: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            max=1.0,
+            help="Fraction of the run, at its end, over which the learning rate falls from "
+            "--lr to --lr-final along a cosine; before it the rate holds at --lr (1: a cosine "
+            "over the whole run).",
+        ),
+    ] = _TRAIN.anneal,
+    warmup: Annotated[
+        int, typer.Option(min=0, help="Steps of linear warm-up to --lr.")
+    ] = _TRAIN.warmup,
+    seed: Annotated[
+        int, typer.Option(help="Seed for initialisation, crops, qualities, noise.")
+    ] = _TRAIN.seed,
+    n: Annotated[int, typer.Option("--N", min=1, help="Channels inside g_a / g_s.")] = _MODEL.N,
+    m: Annotated[int, typer.Option("--M", min=1, help="Channels of the latent y.")] = _MODEL.M,
+    nh: Annotated[
+        int, typer.Option("--Nh", min=1, help="Channels of the hyperprior and z.")
+    ] = _MODEL.Nh,
+    valid: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--valid",
+            help="Validation images (file or folder, repeatable), encoded and decoded through "
+            f"the real codec at qualities {_QUALITIES}; of the last step's weights, their "
+            "running average and those of the best periodic validation, the one with the best "
+            "score (mean of lambda·MSE + bpp) is exported.",
+            show_default=False,
+        ),
+    ] = None,
+    valid_every: Annotated[
+        str,
+        typer.Option(
+            metavar="N|TIME",
+            help="Validate every N steps (1000), or every so much training time (5m); 0: only "
+            "the exported model.",
+        ),
+    ] = _VALID_EVERY,
+    checkpoint_every: Annotated[
+        str,
+        typer.Option(
+            metavar="N|TIME",
+            help="Write DIR/state.pt every N steps (500) or every so much wall time (2m), at "
+            "the end, and on Ctrl-C; a run killed midway is exported with --export-from.",
+        ),
+    ] = _CHECKPOINT_EVERY,
+    log_every: Annotated[
+        int,
+        typer.Option(min=1, help="A line in DIR/train.log (and the figures shown) every N steps."),
+    ] = _TRAIN.log_every,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue a run exactly from its state.pt: model, optimizer, schedule, step, "
+            "RNG and data order.",
+            dir_okay=False,
+        ),
+    ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Fine-tune: start from the weights of a state.pt / best.pt or a shipped model "
+            "file, with a fresh optimizer and schedule.",
+            dir_okay=False,
+        ),
+    ] = None,
+    export_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Do not train: export model.pt and MODEL_CARD.md from a state.pt, such as the "
+            "last checkpoint of a run that was killed. Calibrates on DATA (default: the run's "
+            "data) and, with --valid, picks the better of its weights and their average.",
+            dir_okay=False,
+        ),
+    ] = None,
+    device: DeviceOpt = "auto",
+    bf16: Annotated[
+        bool,
+        typer.Option(
+            "--bf16",
+            help="bfloat16 autocast inside g_a and g_s (for CUDA); the layers at the latent "
+            "and every rate term stay float32.",
+        ),
+    ] = False,
+    model_id: Annotated[
+        str, typer.Option(help="Model id written into the checkpoint and every .aec file.")
+    ] = "aec-hp-custom",
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Start over in a --out that holds a run.")
+    ] = False,
+) -> None:
+    """Train a model on your own images (on CUDA when present), then export a checkpoint usable
+    with --model, and its model card. Ctrl-C saves the state; --resume continues the run."""
+    import shlex
+    import sys
+    import time
+
+    try:
+        budget = 0.0 if time_budget is None else parse_duration(time_budget)
+        if time_budget is not None and budget <= 0:
+            raise ValueError("give a time above 0")
+    except ValueError as e:
+        raise usage_error(f"--time-budget: {e}") from None
+    intervals = {}
+    for name, text in (("--valid-every", valid_every), ("--checkpoint-every", checkpoint_every)):
+        try:
+            intervals[name] = parse_interval(text)
+        except ValueError as e:
+            raise usage_error(f"{name}: {e}") from None
+
+    from ..train import ConsoleReporter, TrainOptions, run_training
+
+    # Options the user set (Typer vendors its own click: compare the source by name).
+    given = {
+        name
+        for name in ctx.params
+        if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"
+    }
+    argv = sys.argv[1:]
+    main_command = argv[:1] == ["train"] and Path(sys.argv[0]).name in ("aecompress", "__main__.py")
+    if main_command:
+        command = shlex.join(["aecompress", *argv])
+    else:  # called in-process (tests, scripts): rebuild it from what was given
+        parts = ["aecompress", "train", *map(str, data or [])]
+        for p in ctx.command.params:
+            if p.param_type_name == "option" and p.name in given:
+                value = ctx.params[p.name]
+                if p.is_flag:
+                    parts += [p.opts[0]] if value else []
+                else:
+                    for v in value if p.multiple else [value]:
+                        parts += [p.opts[0], str(v)]
+        command = shlex.join(parts)
+    # Option name -> the config fields it sets.
+    fields = {"n": ["N"], "m": ["M"], "nh": ["Nh"], "valid_every": ["valid_every", "valid_seconds"],
+              "checkpoint_every": ["checkpoint_every", "checkpoint_seconds"]}  # fmt: skip
+    check, valid_at = intervals["--checkpoint-every"], intervals["--valid-every"]
+    opts = TrainOptions(
+        data=list(data or []),
+        out_dir=out_dir,
+        config=TrainConfig(
+            steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, lr_final=lr_final,
+            anneal=anneal, warmup=warmup, seed=seed, checkpoint_every=check.steps,
+            checkpoint_seconds=check.seconds, log_every=log_every, valid_every=valid_at.steps,
+            valid_seconds=valid_at.seconds,
+        ),
+        model_config=ModelConfig(N=n, M=m, Nh=nh),
+        valid=list(valid or []), resume=resume, init=init, device=device, bf16=bf16,
+        model_id=model_id, force=force, command=command, time_budget=budget,
+        started=STARTED if main_command else time.monotonic(), export_from=export_from,
+    )  # fmt: skip
+    with guard():
+        report = run_training(
+            opts,
+            given={f for g in given for f in fields.get(g, [g])},
+            reporter=ConsoleReporter(err),
+            warn=warn,
+            note=lambda s: err.print(s, soft_wrap=True),
+        )
+    weights = (
+        "" if report.selected_step == report.steps else f", weights of step {report.selected_step}"
+    )
+    speed = f" at {report.steps_per_s:.1f} it/s" if report.steps_per_s > 0 else ""
+    out.print(
+        f"exported {report.model_path} ({report.model_id}, {report.fingerprint}): "
+        f"{report.steps} steps{weights}, {report.elapsed:.0f} s of training{speed}",
+        soft_wrap=True,
+    )
+    out.print(f"model card {report.card_path}", soft_wrap=True)
+    if report.validation is not None:
+        table = Table("quality", "bpp", "PSNR (dB)", title="validation (real files)")
+        for f in report.validation.figures:
+            table.add_row(f"{f.quality:g}", f"{f.bpp:.4f}", f"{f.psnr:.2f}")
+        out.print(table)
