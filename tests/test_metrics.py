@@ -216,3 +216,30 @@ def test_negative_structure_is_clamped_not_nan() -> None:
     b = (255 - a).astype(np.uint8)  # perfectly anti-correlated
     value = ms_ssim(a, b)
     assert value == 0.0
+
+
+def test_ms_ssim_memory_does_not_grow_with_the_image_height(rng: np.random.Generator) -> None:
+    """MS-SSIM filters its maps in bands of rows: a tall image costs about its float64 copies,
+    not a dozen full-size maps (which took ~3 GB per channel at 24 MP)."""
+    import tracemalloc
+
+    a = rng.integers(0, 256, size=(4096, 512), dtype=np.uint8)
+    b = np.clip(a.astype(np.int16) + rng.integers(-9, 10, size=a.shape), 0, 255).astype(np.uint8)
+    tracemalloc.start()
+    try:
+        score = ms_ssim(a, b)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert 0.0 < score < 1.0
+    assert peak < 40 * a.size, f"peak {peak / a.size:.0f} bytes per pixel"
+
+
+def test_banded_ms_ssim_equals_whole_image_maps(rng: np.random.Generator, monkeypatch) -> None:
+    import aecompress.metrics as metrics
+
+    a = rng.integers(0, 256, size=(300, 90, 3), dtype=np.uint8)
+    b = np.clip(a.astype(np.int16) + rng.integers(-30, 31, size=a.shape), 0, 255).astype(np.uint8)
+    banded = ms_ssim(a, b)
+    monkeypatch.setattr(metrics, "BAND_ROWS", 10**6)
+    assert banded == pytest.approx(ms_ssim(a, b), rel=1e-12)
