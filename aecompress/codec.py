@@ -1,7 +1,9 @@
-"""The codec boundary: uint8 pixels → .aec bytes → uint8 pixels.
+"""The codec: uint8 RGB pixels → the coded latents of an .aec file → uint8 RGB pixels.
 
-Padding, float tensors and devices stay inside this module. The encoder runs the decoder's
-own reconstruction, so what it reports (PSNR, MS-SSIM) is what `decode` will produce.
+Padding, float tensors and devices stay inside this module; what an image file adds around the
+pixels (colour mode, alpha, palette, ICC profile, the container) is `imagefile`'s job. The
+encoder runs the decoder's own reconstruction, so what it reports (PSNR, MS-SSIM) is what
+`decode` will produce.
 
 Large images: when the padded image has more than TILE_PIXELS pixels, g_a and g_s run over
 overlapping tiles (tiling.py) of TILE_CORE × TILE_CORE latent samples plus a halo that covers
@@ -15,24 +17,23 @@ not change.
 
 from __future__ import annotations
 
-import math
+import copy
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import container
 from .checkpoint import Checkpoint
 from .container import Header, Streams
 from .entropy import TableCoder
-from .errors import AecError, ModelMismatchError
-from .imageio import SourceImage, alpha_from_bytes, alpha_to_bytes
-from .model import quality_to_position
-from .modes import ColourMode
+from .errors import ModelMismatchError
+from .model import HyperpriorModel
+from .quality import quality_to_centi
 from .tiling import tiled
 
-PAD_MULTIPLE = 64  # g_a and h_a downsample by 2^6 in all
+PAD_MULTIPLE = HyperpriorModel.Z_STRIDE  # images are padded to whole z samples
 # g_a / g_s run in tiles when the padded image has more pixels than this (2048 × 2048). With
 # N = 192, M = 320 a 2048 × 2048 encode + decode peaks at 3.7 GB untiled (process RSS), and a
 # 6000 × 4000 one at 2.8 GB tiled (benchmarks/huge_image.py); tiles cost ~5-10% in time.
@@ -43,28 +44,23 @@ TILE_CORE = 64
 
 
 @dataclass
-class EncodedImage:
-    data: bytes  # the whole .aec file
-    header: Header
-    rgb: np.ndarray | None  # H×W×3 uint8, the RGB pixels `decode` will return
+class EncodedLatents:
+    """One image's coded latents at one quality: the z and y streams of an .aec file."""
+
+    quality_centi: int  # the quality as stored (hundredths); the codec used exactly this
+    z: bytes  # entropy-coded hyper-latent
+    y: bytes  # entropy-coded latent residuals
+    rgb: np.ndarray | None  # H×W×3 uint8 reconstruction (what decode returns), or None
     bits_z_estimate: float  # ideal bits of the z stream under the integer tables
     bits_y_estimate: float  # ideal bits of the y stream
 
 
-@dataclass
-class DecodedImage:
-    header: Header
-    rgb: np.ndarray  # H×W×3 uint8
-    alpha: np.ndarray | None
-    palette: bytes | None
-    icc: bytes | None
+class Symbols(NamedTuple):
+    """What the entropy decoder recovers from a file, before any float arithmetic."""
 
-
-def quality_to_centi(quality: float) -> int:
-    """The quality as stored in the file (hundredths); the codec always uses this value."""
-    if not isinstance(quality, int | float) or math.isnan(quality) or not 1 <= quality <= 100:
-        raise AecError(f"quality must be a number from 1 to 100, got {quality}")
-    return round(quality * 100)
+    z_hat: torch.Tensor  # 1×Nh×h×w int64 (CPU), h, w = padded size / 64
+    residuals: torch.Tensor  # 1×M×4h×4w int64 (CPU): y_hat - mu, rounded
+    mu: torch.Tensor  # 1×M×4h×4w float32 on the codec's device: h_s_mean(z_hat)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tensor:
@@ -81,6 +77,13 @@ def to_uint8(x_hat: torch.Tensor, height: int, width: int) -> np.ndarray:
     """1×3×H'×W' float reconstruction → cropped H×W×3 uint8 (round to nearest)."""
     x = x_hat[0, :, :height, :width].clamp(0, 1).mul(255).round().to(torch.uint8)
     return x.permute(1, 2, 0).cpu().numpy().copy()
+
+
+def _check_rgb(rgb: np.ndarray) -> np.ndarray:
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
+        raise ValueError(f"expected an H×W×3 uint8 image, got {rgb.dtype} {rgb.shape}")
+    return rgb
 
 
 class Codec:
@@ -103,7 +106,12 @@ class Codec:
         self.tile_core = tile_core
         self.device = torch.device(device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = checkpoint.model.to(self.device, memory_format=self.memory_format)
+        # The checkpoint's model stays as loaded (CPU, contiguous): another device or layout
+        # works on a copy, so one checkpoint can serve several codecs.
+        model = checkpoint.model
+        if self.device.type != "cpu" or channels_last:
+            model = copy.deepcopy(model)
+        self.model = model.to(self.device, memory_format=self.memory_format)
         self.z_coder = TableCoder(checkpoint.z_tables)
         self.y_coder = TableCoder(checkpoint.y_tables)
 
@@ -129,11 +137,10 @@ class Codec:
     def synthesis(self, y_hat: torch.Tensor, quality: float) -> torch.Tensor:
         """model.synthesis (gained y_hat → float reconstruction), with g_s tiled for large
         images; the inverse gain is applied to the whole latent first, exactly as untiled."""
-        if not self.uses_tiles(16 * y_hat.shape[-2], 16 * y_hat.shape[-1]):  # g_s: ×16
+        stride = self.model.Y_STRIDE
+        if not self.uses_tiles(stride * y_hat.shape[-2], stride * y_hat.shape[-1]):
             return self.model.synthesis(y_hat, quality)
-        pos = quality_to_position(quality, self.model.config.levels).reshape(1).to(y_hat.device)
-        _, inv_gain = self.model.gains(pos)
-        return tiled(self.model.g_s, y_hat * inv_gain[:, :, None, None], self.tile_core)
+        return tiled(self.model.g_s, self.model.remove_gain(y_hat, quality), self.tile_core)
 
     def _reconstruct(self, sym: torch.Tensor, mu: torch.Tensor, quality: float, h: int, w: int):
         y_hat = sym.to(self.device, torch.float32) + mu
@@ -141,10 +148,12 @@ class Codec:
 
     # ----- encode -----------------------------------------------------------------------------
     @torch.inference_mode()
-    def analyse(self, image: SourceImage) -> torch.Tensor:
-        """The analysis transform alone: ungained y, 1×M×H'/16×W'/16 on the device (H', W' padded
-        to multiples of 64). Every quality is encoded from this one result."""
-        x = torch.from_numpy(np.array(image.rgb, dtype=np.uint8)).permute(2, 0, 1).unsqueeze(0)
+    def analyse(self, rgb: np.ndarray) -> torch.Tensor:
+        """The analysis transform alone: H×W×3 uint8 → ungained y, 1×M×H'/16×W'/16 on the
+        device (H', W' padded to multiples of 64). Every quality is encoded from this one
+        result."""
+        rgb = _check_rgb(rgb)
+        x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).unsqueeze(0)
         x = x.to(self.device, torch.float32).div(255)
         x = pad_to_multiple(x).contiguous(memory_format=self.memory_format)
         if self.uses_tiles(*x.shape[-2:]):
@@ -152,46 +161,35 @@ class Codec:
         return self.model.g_a(x)
 
     @torch.inference_mode()
-    def encode(self, image: SourceImage, quality: float, reconstruct: bool = True) -> EncodedImage:
-        """reconstruct=False skips the synthesis transform (the result's rgb is then None): a
-        caller that only needs the file, or times the encoder alone, does not pay for g_s."""
-        return self.encode_analysed(image, self.analyse(image), quality, reconstruct)
+    def encode(self, rgb: np.ndarray, quality: float, reconstruct: bool = True) -> EncodedLatents:
+        """Code an H×W×3 uint8 image at a quality from 1 to 100. reconstruct=False skips the
+        synthesis transform (the result's rgb is then None): a caller that only needs the
+        file, or times the encoder alone, does not pay for g_s."""
+        rgb = _check_rgb(rgb)
+        return self.encode_analysed(self.analyse(rgb), quality, rgb.shape[:2], reconstruct)
 
     @torch.inference_mode()
     def encode_analysed(
-        self, image: SourceImage, y_raw: torch.Tensor, quality: float, reconstruct: bool = True
-    ) -> EncodedImage:
-        """Encode from `analyse`'s output. reconstruct=False skips g_s (rgb is then None): what
-        a search over file sizes needs."""
+        self,
+        y_raw: torch.Tensor,
+        quality: float,
+        size: tuple[int, int],
+        reconstruct: bool = True,
+    ) -> EncodedLatents:
+        """Encode from `analyse`'s output for an image of size (H, W): what a search over
+        qualities repeats, with reconstruct=False while only file sizes matter."""
         centi = quality_to_centi(quality)
         q = centi / 100
-        h, w = image.rgb.shape[:2]
         y = self.model.apply_gain(y_raw, q)  # 1×M×H/16×W/16, gained
         z_hat = torch.round(self.model.h_a(y)).to("cpu", torch.int64)  # 1×Nh×H/64×W/64
         mu, indexes = self._prior(z_hat)
         sym = torch.round(y - mu).to("cpu", torch.int64)  # residuals, coded exactly
         z_ids = self._z_ids(tuple(z_hat.shape))
-        streams = Streams(
+        rgb = self._reconstruct(sym, mu, q, *size) if reconstruct else None
+        return EncodedLatents(
+            quality_centi=centi,
             z=self.z_coder.encode(z_hat.numpy(), z_ids),
             y=self.y_coder.encode(sym.numpy(), indexes),
-            alpha=alpha_to_bytes(image.alpha) if image.mode.has_alpha else b"",
-            palette=image.palette if image.mode.has_palette else b"",
-            icc=image.icc or b"",
-        )
-        header = Header(
-            model_id=self.checkpoint.model_id,
-            fingerprint=self.checkpoint.fingerprint,
-            width=w,
-            height=h,
-            mode=image.mode,
-            quality_centi=centi,
-        )
-        rgb = None
-        if reconstruct:
-            rgb = gray_if_needed(self._reconstruct(sym, mu, q, h, w), image.mode)
-        return EncodedImage(
-            data=container.pack(header, streams),
-            header=header,
             rgb=rgb,
             bits_z_estimate=self.z_coder.estimate_bits(z_hat.numpy(), z_ids),
             bits_y_estimate=self.y_coder.estimate_bits(sym.numpy(), indexes),
@@ -208,15 +206,12 @@ class Codec:
             )
 
     @torch.inference_mode()
-    def decode_symbols(
-        self, data: bytes, max_pixels: int = container.DEFAULT_MAX_PIXELS
-    ) -> tuple[Header, Streams, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Entropy-decode a file: (header, streams, z_hat, residuals, mu on the device).
+    def decode_symbols(self, header: Header, streams: Streams) -> Symbols:
+        """Entropy-decode a file's z and y streams.
 
-        z_hat (1×Nh×h×w) and the residuals (1×M×4h×4w) are int64 and exact: they depend only
-        on the bytes and the integer tables, never on the device or float rounding.
+        z_hat and the residuals are int64 and exact: they depend only on the bytes and the
+        integer tables, never on the device or float rounding.
         """
-        header, streams = container.unpack(data, max_pixels=max_pixels)
         self.check_model(header)
         hz = -(-header.height // PAD_MULTIPLE)
         wz = -(-header.width // PAD_MULTIPLE)
@@ -224,27 +219,13 @@ class Codec:
         z_ids = self._z_ids((1, nh, hz, wz))
         z_hat = torch.from_numpy(self.z_coder.decode(streams.z, z_ids))
         mu, indexes = self._prior(z_hat)
-        sym = torch.from_numpy(self.y_coder.decode(streams.y, indexes))
-        return header, streams, z_hat, sym, mu
+        residuals = torch.from_numpy(self.y_coder.decode(streams.y, indexes))
+        return Symbols(z_hat, residuals, mu)
 
     @torch.inference_mode()
-    def decode(self, data: bytes, max_pixels: int = container.DEFAULT_MAX_PIXELS) -> DecodedImage:
-        header, streams, _z_hat, sym, mu = self.decode_symbols(data, max_pixels)
-        h, w = header.height, header.width
-        rgb = gray_if_needed(self._reconstruct(sym, mu, header.quality, h, w), header.mode)
-        alpha = alpha_from_bytes(streams.alpha, w, h) if header.mode.has_alpha else None
-        return DecodedImage(
-            header=header,
-            rgb=rgb,
-            alpha=alpha,
-            palette=streams.palette or None,
-            icc=streams.icc or None,
+    def decode(self, header: Header, streams: Streams) -> np.ndarray:
+        """A file's header and streams → its H×W×3 uint8 RGB pixels."""
+        symbols = self.decode_symbols(header, streams)
+        return self._reconstruct(
+            symbols.residuals, symbols.mu, header.quality, header.height, header.width
         )
-
-
-def gray_if_needed(rgb: np.ndarray, mode: ColourMode) -> np.ndarray:
-    """Grayscale modes come back as the mean of the decoded channels, repeated 3×."""
-    if mode in (ColourMode.L, ColourMode.LA):
-        g = np.round(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
-        return np.repeat(g[:, :, None], 3, axis=2)
-    return rgb

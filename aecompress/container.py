@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 from .errors import FormatError
 from .modes import ColourMode
+from .quality import QUALITY_CENTI_MAX, QUALITY_CENTI_MIN
 
 MAGIC = b"\x89AEC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # the version this build writes
+READABLE_VERSIONS = frozenset({FORMAT_VERSION})  # the versions it reads
 
 # Largest image (in pixels) that unpack accepts unless the caller raises the limit.
 # 1 << 28 is about 268 megapixels: ~800 MB as 8-bit RGB and ~3.2 GB as the float32
@@ -24,7 +26,6 @@ DEFAULT_MAX_PIXELS = 1 << 28
 # A palette stream holds n RGB entries, 3 x n bytes for 1 <= n <= 256.
 PALETTE_MAX_LEN = 768
 MAX_MODEL_ID_LEN = 32
-QUALITY_CENTI_MIN, QUALITY_CENTI_MAX = 100, 10000
 
 # magic, version, flags, header_len, model_id_len
 _PREFIX = struct.Struct(">4sBBHB")
@@ -43,6 +44,7 @@ class Header:
     height: int
     mode: ColourMode
     quality_centi: int  # quality * 100, 100..10000
+    version: int = FORMAT_VERSION  # the file's format version byte (what was read, or written)
 
     @property
     def quality(self) -> float:
@@ -160,7 +162,7 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Header, S
     if data[:4] != MAGIC[: len(data)]:
         raise FormatError("not an .aec file (bad magic bytes)")
     _need(data, 5)
-    if data[4] != FORMAT_VERSION:
+    if data[4] not in READABLE_VERSIONS:
         raise FormatError(
             f"unsupported .aec format version {data[4]} (this build reads version {FORMAT_VERSION})"
         )
@@ -211,6 +213,7 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Header, S
         height=height,
         mode=ColourMode(mode_value),
         quality_centi=quality_centi,
+        version=data[4],
     )
     return header, streams
 

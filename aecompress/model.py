@@ -22,9 +22,7 @@ from torch import nn
 from .config import GAIN_SPREAD, ModelConfig
 from .density import FactorizedDensity, bits, gaussian_likelihood
 from .layers import GDN, conv, deconv
-
-QUALITY_MIN = 1.0
-QUALITY_MAX = 100.0
+from .quality import QUALITY_MAX, QUALITY_MIN
 
 
 def quality_to_position(quality: torch.Tensor | float, levels: int) -> torch.Tensor:
@@ -67,6 +65,11 @@ class ForwardOutput:
 
 
 class HyperpriorModel(nn.Module):
+    # Four stride-2 layers in g_a (and g_s), two more in h_a (and h_s): a y sample covers
+    # 16 × 16 image pixels and a z sample 64 × 64, so images are padded to multiples of 64.
+    Y_STRIDE = 16
+    Z_STRIDE = 64
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
@@ -182,8 +185,13 @@ class HyperpriorModel(nn.Module):
         gain, _ = self.gains(pos)
         return y * gain[:, :, None, None]
 
-    def synthesis(self, y_hat: torch.Tensor, quality: float) -> torch.Tensor:
-        """Gained y_hat 1×M×h×w → reconstruction 1×3×16h×16w (float, unclamped)."""
+    def remove_gain(self, y_hat: torch.Tensor, quality: float) -> torch.Tensor:
+        """Gained y_hat (1×M×h×w) → what g_s reads: y_hat times this quality's inverse gain.
+        Applied to the whole latent before a tiled g_s, exactly as before an untiled one."""
         pos = quality_to_position(quality, self.config.levels).reshape(1).to(y_hat.device)
         _, inv_gain = self.gains(pos)
-        return self.g_s(y_hat * inv_gain[:, :, None, None])
+        return y_hat * inv_gain[:, :, None, None]
+
+    def synthesis(self, y_hat: torch.Tensor, quality: float) -> torch.Tensor:
+        """Gained y_hat 1×M×h×w → reconstruction 1×3×16h×16w (float, unclamped)."""
+        return self.g_s(self.remove_gain(y_hat, quality))

@@ -1,7 +1,7 @@
 """What each CLI command does, as plain functions that return typed reports.
 
-The CLI (cli.py) only parses arguments, calls these and prints the reports; errors are raised
-as AecError subclasses and turned into exit codes there.
+The CLI (`aecompress.cli`) only parses arguments, calls these and prints the reports; errors
+are raised as AecError subclasses and turned into exit codes there.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from .codec import Codec
 from .container import Header
 from .errors import AecError, CheckpointError, ImageError, ModelNotFoundError
 from .fileio import check_writable, write_output, write_stdout
-from .imageio import image_format_for, load_image, restore_image, save_image
+from .imagefile import decode_to_image_file, encode_image, image_format_for, restore_image
+from .imageio import load_image
 from .metrics import ms_ssim, psnr
 from .modelcard import describe_data
 from .registry import ModelLibrary
@@ -290,7 +291,7 @@ def encode_one(
     image, input_bytes = _load_source_image(source)
     t0 = time.perf_counter()
     if goal is None:
-        encoded = codec.encode(image, quality)
+        encoded = encode_image(codec, image, quality)
     else:
         encoded = encode_to_target(codec, image, goal).encoded
     seconds = time.perf_counter() - t0
@@ -339,10 +340,8 @@ def decode_one(
     if isinstance(codecs, CodecPool):
         codec = codecs.for_header(container.read_header(data, max_pixels=max_pixels))
     t0 = time.perf_counter()
-    decoded = codec.decode(data, max_pixels=max_pixels)
+    decoded, out = decode_to_image_file(codec, data, fmt, max_pixels)
     seconds = time.perf_counter() - t0
-    image = restore_image(decoded.rgb, decoded.header.mode, decoded.alpha, decoded.palette)
-    out = save_image(image, fmt, decoded.icc)
     _emit(target, out, force)
     return DecodeReport(
         input=source,
@@ -368,7 +367,7 @@ def info_one(source: str, max_pixels: int, library: ModelLibrary | None = None) 
             pass
     return InfoReport(
         file=source,
-        format_version=container.FORMAT_VERSION,
+        format_version=header.version,
         model_id=header.model_id,
         fingerprint=header.fingerprint.hex(),
         model_file=model_file,

@@ -11,10 +11,12 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from .codec import Codec, EncodedImage
+from .codec import Codec
 from .errors import AecError, UsageError
+from .imagefile import EncodedImage, encode_image
 from .imageio import SourceImage
 from .metrics import psnr
+from .quality import QUALITY_CENTI_MAX, QUALITY_CENTI_MIN
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(b|kb|kib|mb|mib)?\s*$", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2}
@@ -55,7 +57,7 @@ class TargetResult:
 
 def encode_to_target(codec: Codec, image: SourceImage, target: Target) -> TargetResult:
     """Largest quality whose file fits a size/bpp target, or smallest whose PSNR meets it."""
-    y_raw = codec.analyse(image)
+    y_raw = codec.analyse(image.rgb)
     pixels = image.width * image.height
     trials = 0
 
@@ -63,14 +65,14 @@ def encode_to_target(codec: Codec, image: SourceImage, target: Target) -> Target
         nonlocal trials
         trials += 1
         need_rgb = target.kind == "psnr"
-        enc = codec.encode_analysed(image, y_raw, centi / 100, reconstruct=need_rgb)
+        enc = encode_image(codec, image, centi / 100, reconstruct=need_rgb, analysed=y_raw)
         if target.kind == "bytes":
             return len(enc.data) <= target.value, enc
         if target.kind == "bpp":
             return len(enc.data) * 8 / pixels <= target.value, enc
         return psnr(image.rgb, enc.rgb) >= target.value, enc
 
-    lo, hi = 100, 10000  # quality in hundredths
+    lo, hi = QUALITY_CENTI_MIN, QUALITY_CENTI_MAX  # quality in hundredths
     if target.kind == "psnr":
         ok, enc = meets(hi)
         if not ok:
@@ -105,4 +107,5 @@ def _last_true(pred, lo: int, hi: int) -> int:
 
 
 def _finish(codec: Codec, image: SourceImage, y_raw, centi: int, trials: int) -> TargetResult:
-    return TargetResult(codec.encode_analysed(image, y_raw, centi / 100), centi / 100, trials)
+    encoded = encode_image(codec, image, centi / 100, analysed=y_raw)
+    return TargetResult(encoded, centi / 100, trials)

@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aecompress import container
 from aecompress.checkpoint import load_checkpoint
 from aecompress.codec import Codec
+from aecompress.imagefile import decode_image, encode_image
 from aecompress.imageio import load_image
 from aecompress.registry import default_model_path
 
@@ -41,15 +43,15 @@ def main() -> None:
         torch.set_num_threads(2)
         image = load_image(path)
         # Files written on every encoding device, each decoded under every configuration.
-        files = [Codec(ckpt, dev).encode(image, args.quality).data for dev in encoders]
+        files = [encode_image(Codec(ckpt, dev), image, args.quality).data for dev in encoders]
         same_bytes += all(f == files[0] for f in files)
         for data in files:
             outs = []
             for _, threads, cl, dev in configs:
                 torch.set_num_threads(threads)
                 codec = Codec(ckpt, dev, channels_last=cl)
-                _, _, z_hat, sym, _ = codec.decode_symbols(data)
-                outs.append((z_hat, sym, codec.decode(data).rgb.astype(np.int16)))
+                z_hat, sym, _ = codec.decode_symbols(*container.unpack(data))
+                outs.append((z_hat, sym, decode_image(codec, data).rgb.astype(np.int16)))
             for z_hat, sym, rgb in outs[1:]:
                 identical &= torch.equal(z_hat, outs[0][0]) and torch.equal(sym, outs[0][1])
                 worst = max(worst, int(np.abs(rgb - outs[0][2]).max()))

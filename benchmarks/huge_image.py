@@ -37,6 +37,7 @@ import torch
 
 from aecompress.checkpoint import export_checkpoint, load_checkpoint, save_checkpoint
 from aecompress.codec import TILE_CORE, TILE_PIXELS, Codec
+from aecompress.imagefile import decode_image, encode_image
 from aecompress.imageio import SourceImage
 from aecompress.model import HyperpriorModel, ModelConfig
 from aecompress.modes import ColourMode
@@ -123,10 +124,10 @@ def make_model(path: Path, n: int, m: int, nh: int, seed: int = 0) -> None:
 def run_once(codec: Codec, image: SourceImage, quality: float) -> dict:
     h, w = image.rgb.shape[:2]
     t0 = time.perf_counter()
-    enc = codec.encode(image, quality)
+    enc = encode_image(codec, image, quality)
     t1 = time.perf_counter()
     peak_encode = peak_rss_mb()
-    dec = codec.decode(enc.data)
+    dec = decode_image(codec, enc.data)
     t2 = time.perf_counter()
     if not np.array_equal(dec.rgb, enc.rgb):
         raise SystemExit("decode returned other pixels than the encoder reported")

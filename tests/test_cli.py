@@ -169,6 +169,21 @@ def test_info(run, tmp_path):
     assert rep["file_bytes"] == (tmp_path / "n.aec").stat().st_size
 
 
+def test_info_reports_the_version_byte_of_the_file(run, tmp_path, monkeypatch):
+    """A build that writes a newer version and still reads version 1 describes a version-1
+    file as version 1, not as its own version."""
+    from aecompress import container
+
+    src = save(tmp_path / "v.png", rgb())
+    run("encode", src, "-o", tmp_path / "v.aec")
+    monkeypatch.setattr(container, "FORMAT_VERSION", 2)
+    monkeypatch.setattr(container, "READABLE_VERSIONS", frozenset({1, 2}), raising=False)
+    r = run("info", tmp_path / "v.aec", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)[0]["format_version"] == 1
+    assert ": .aec v1," in run("info", tmp_path / "v.aec").stdout
+
+
 def test_existing_output_needs_force(run, tmp_path):
     src = save(tmp_path / "f.png", rgb())
     target = tmp_path / "f.aec"

@@ -1,4 +1,5 @@
-"""Tests for aecompress.imageio: loading every supported mode, restoring, saving, alpha."""
+"""Tests for aecompress.imageio (loading every supported mode) and the way back in
+aecompress.imagefile: restoring, saving, alpha planes."""
 
 from __future__ import annotations
 
@@ -10,19 +11,18 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from aecompress import imageio
+from aecompress import imagefile
 from aecompress.errors import FormatError, ImageError
-from aecompress.imageio import (
-    SourceImage,
+from aecompress.imagefile import (
     alpha_from_bytes,
     alpha_to_bytes,
     image_format_for,
-    load_image,
-    nearest_palette_indices,
     restore_image,
     save_image,
 )
+from aecompress.imageio import SourceImage, load_image
 from aecompress.modes import ColourMode
+from aecompress.palette import nearest_palette_indices
 
 H, W = 24, 36
 
@@ -399,51 +399,6 @@ def test_bytes_errors_are_image_errors() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Palette mapping
-
-
-def _brute_force_indices(pixels: np.ndarray, palette: bytes) -> np.ndarray:
-    """Nearest palette index per pixel by comparing with every entry; lowest index on ties."""
-    table = np.frombuffer(palette, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
-    flat = pixels.reshape(-1, 3).astype(np.int32)
-    found = np.empty(len(flat), dtype=np.intp)
-    for start in range(0, len(flat), 8192):
-        chunk = flat[start : start + 8192]
-        dist = ((chunk[:, None, :] - table[None]) ** 2).sum(axis=2)
-        found[start : start + 8192] = dist.argmin(axis=1)  # argmin: lowest index on ties
-    return found.reshape(pixels.shape[:2])
-
-
-@pytest.mark.parametrize("entries", [1, 2, 16, 40, 255, 256])
-def test_nearest_palette_mapping_matches_brute_force(
-    rng: np.random.Generator, entries: int
-) -> None:
-    palette = rng.integers(0, 256, 3 * entries, dtype=np.uint8).tobytes()
-    pixels = _rgb(rng, 40, 50)
-    found = nearest_palette_indices(pixels, palette)
-    assert found.dtype == np.uint8 and found.shape == (40, 50)
-    assert int(found.max()) < entries
-    assert np.array_equal(found, _brute_force_indices(pixels, palette))
-
-
-def test_nearest_palette_prefers_lowest_index_on_ties() -> None:
-    table = np.zeros((256, 3), dtype=np.uint8)
-    table[:3] = [(10, 10, 10), (30, 30, 30), (10, 10, 10)]
-    pixels = np.array([[[20, 20, 20], [10, 10, 10], [30, 30, 30], [0, 0, 0]]], dtype=np.uint8)
-    found = nearest_palette_indices(pixels, table.tobytes())
-    assert found.tolist() == [[0, 0, 1, 3]]
-
-
-def test_nearest_palette_mapping_on_a_large_image(rng: np.random.Generator) -> None:
-    palette = rng.integers(0, 256, 768, dtype=np.uint8).tobytes()
-    table = np.frombuffer(palette, dtype=np.uint8).reshape(256, 3)
-    indices = rng.integers(0, 256, (512, 768))
-    noisy = np.clip(table[indices] + rng.normal(0, 4, (512, 768, 3)), 0, 255).astype(np.uint8)
-    found = nearest_palette_indices(noisy, palette)
-    assert np.array_equal(found, _brute_force_indices(noisy, palette))
-
-
-# ---------------------------------------------------------------------------------------------
 # Saving and formats
 
 
@@ -561,7 +516,7 @@ def test_alpha_decompression_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None
         def __getattr__(self, name: str):
             return getattr(self._inner, name)
 
-    monkeypatch.setattr(imageio.zlib, "decompressobj", Spy)
+    monkeypatch.setattr(imagefile.zlib, "decompressobj", Spy)
     with pytest.raises(FormatError):
         alpha_from_bytes(zlib.compress(bytes(1_000_000)), 10, 10)
     assert seen and all(0 < limit <= 101 for limit in seen)

@@ -17,6 +17,7 @@ from aecompress import container
 from aecompress.checkpoint import load_checkpoint, save_checkpoint
 from aecompress.cli import app
 from aecompress.codec import Codec
+from aecompress.imagefile import decode_image
 from aecompress.registry import MODEL_ENV, MODELS_DIR_ENV, read_index
 
 
@@ -65,7 +66,7 @@ def written(run, models, tmp_path) -> dict[str, Path]:
 
 
 def expected_pixels(aec: Path, model: Path) -> np.ndarray:
-    return Codec(load_checkpoint(model)).decode(aec.read_bytes()).rgb
+    return decode_image(Codec(load_checkpoint(model)), aec.read_bytes()).rgb
 
 
 def test_files_name_the_model_that_wrote_them(written, models):

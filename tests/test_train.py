@@ -18,6 +18,7 @@ from aecompress.checkpoint import load_checkpoint
 from aecompress.cli import app
 from aecompress.codec import Codec
 from aecompress.export import load_training_model
+from aecompress.imagefile import decode_image, encode_image
 from aecompress.imageio import SourceImage
 from aecompress.model import HyperpriorModel
 from aecompress.modes import ColourMode
@@ -57,8 +58,8 @@ def test_train_smoke(tmp_path):
     assert json.loads(ckpt.provenance["data"])[0]["images"] == 3
     codec = Codec(ckpt)
     img = SourceImage(rgb=photo_like(40, 50, 9), mode=ColourMode.RGB)
-    enc = codec.encode(img, 50)
-    assert np.array_equal(codec.decode(enc.data).rgb, enc.rgb)
+    enc = encode_image(codec, img, 50)
+    assert np.array_equal(decode_image(codec, enc.data).rgb, enc.rgb)
     # The run directory: a resumable state in the format the export path reads, a log, a card.
     state = torch.load(out / "state.pt", weights_only=True)
     assert OLD_STATE_KEYS <= state.keys() and state["step"] == 3

@@ -21,8 +21,10 @@ sys.path.insert(0, str(HERE.parent))  # conftest's image generator
 
 from conftest import photo_like  # noqa: E402
 
+from aecompress import container  # noqa: E402
 from aecompress.checkpoint import load_checkpoint  # noqa: E402
 from aecompress.codec import Codec  # noqa: E402
+from aecompress.imagefile import decode_image, encode_image  # noqa: E402
 from aecompress.imageio import SourceImage  # noqa: E402
 from aecompress.modes import ColourMode  # noqa: E402
 from aecompress.registry import read_index  # noqa: E402
@@ -32,7 +34,7 @@ HEIGHT, WIDTH, SEED, QUALITY = 48, 64, 7, 50.0
 
 def symbols_sha256(codec: Codec, data: bytes) -> str:
     """SHA-256 of z_hat and the y residuals as little-endian int64: exact on any machine."""
-    _, _, z_hat, sym, _ = codec.decode_symbols(data)
+    z_hat, sym, _ = codec.decode_symbols(*container.unpack(data))
     h = hashlib.sha256()
     for t in (z_hat, sym):
         h.update(t.numpy().astype("<i8").tobytes())
@@ -44,8 +46,8 @@ def main() -> None:
     (entry,) = [m for m in read_index().models if m.model_id == model_id]
     codec = Codec(load_checkpoint(entry.path))
     image = SourceImage(rgb=photo_like(HEIGHT, WIDTH, SEED), mode=ColourMode.RGB)
-    data = codec.encode(image, QUALITY).data
-    decoded = codec.decode(data).rgb
+    data = encode_image(codec, image, QUALITY).data
+    decoded = decode_image(codec, data).rgb
     (HERE / f"{model_id}.aec").write_bytes(data)
     Image.fromarray(decoded).save(HERE / f"{model_id}.png")
     meta = {
