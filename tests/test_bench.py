@@ -13,8 +13,11 @@ from conftest import photo_like
 from PIL import Image
 from typer.testing import CliRunner
 
-from aecompress import bench, bench_report, peers
-from aecompress.bench import CurvePoint, quality_at_rate, summarize
+from aecompress.bench import peers
+from aecompress.bench import report as bench_report
+from aecompress.bench.results import CurvePoint
+from aecompress.bench.runner import measure
+from aecompress.bench.summary import ms_ssim_db, quality_at_rate, rising, summarize
 from aecompress.cli.bench_command import bench as bench_command
 from aecompress.registry import MODEL_ENV
 
@@ -45,7 +48,7 @@ def images(tmp_path):
 
 def curve(codec, bpps, psnrs, ms_ssims):
     return [
-        CurvePoint(codec, q, 1, b * 100, b, 24 / b, p, m, bench.ms_ssim_db(m), 1, 1, 1, 1)
+        CurvePoint(codec, q, 1, b * 100, b, 24 / b, p, m, ms_ssim_db(m), 1, 1, 1, 1)
         for q, b, p, m in zip(range(len(bpps)), bpps, psnrs, ms_ssims, strict=True)
     ]
 
@@ -75,7 +78,7 @@ def test_bd_rate_of_a_curve_against_itself_and_a_cheaper_copy():
 
 
 def test_points_that_do_not_improve_quality_are_dropped():
-    r, q = bench.rising([0.1, 0.2, 0.3, 0.4], [20.0, 19.0, 25.0, 25.0])
+    r, q = rising([0.1, 0.2, 0.3, 0.4], [20.0, 19.0, 25.0, 25.0])
     assert r == [0.1, 0.3] and q == [20.0, 25.0]
 
 
@@ -178,7 +181,7 @@ def test_built_in_peers_round_trip(name):
     data = peer.encode(rgb, peer.sweep[-1])
     back = peer.decode(data)
     assert back.shape == rgb.shape and back.dtype == rgb.dtype
-    assert bench.measure(name, peer.sweep[-1], "x", rgb, peer.encode, peer.decode).psnr > 20
+    assert measure(name, peer.sweep[-1], "x", rgb, peer.encode, peer.decode).psnr > 20
 
 
 def test_unknown_codec_is_a_usage_error(run, images):

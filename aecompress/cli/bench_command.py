@@ -1,4 +1,4 @@
-"""The `aecompress bench` command: a thin Typer layer over bench.py and bench_report.py.
+"""The `aecompress bench` command: a thin Typer layer over the `aecompress.bench` package.
 
 Register it on the application with ``app.command()(bench)``. Tables go to stdout; progress,
 the model and device, skipped codecs and errors go to stderr. Exit codes: 0 success, 1 failure
@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import bench as B
-from .. import bench_report as R
+from ..bench import report as R
 from ..errors import AecError
 
 _CODEC_HELP = (
