@@ -32,7 +32,7 @@ from .codecs import (
 )
 from .report import curve_table, require_matplotlib, summary_table, write_reports
 from .results import BenchResult, CodecSummary, CurvePoint, ImagePoint
-from .runner import find_inputs, load_inputs, run_bench, total_points
+from .runner import run_bench, total_points
 from .summary import summarize
 
 __all__ = [
@@ -49,8 +49,6 @@ __all__ = [
     "available_codecs",
     "check_sweep",
     "curve_table",
-    "find_inputs",
-    "load_inputs",
     "parse_codecs",
     "parse_values",
     "require_matplotlib",

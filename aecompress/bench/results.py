@@ -7,23 +7,9 @@ how each value is measured or derived is told in `runner` and `summary`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import numpy as np
-
-
-@dataclass(frozen=True)
-class BenchImage:
-    name: str  # the path as found
-    rgb: np.ndarray = field(repr=False)  # H×W×3 uint8
-
-    @property
-    def height(self) -> int:
-        return int(self.rgb.shape[0])
-
-    @property
-    def width(self) -> int:
-        return int(self.rgb.shape[1])
+from ..imagesets import NamedImage
 
 
 @dataclass
@@ -116,7 +102,7 @@ class BenchResult:
     reference: str
     codecs: list[CodecInfo]
     skipped: list[Skipped]
-    images: list[BenchImage]
+    images: list[NamedImage]
     points: list[ImagePoint]
     curves: list[CurvePoint]
     summary: list[CodecSummary]

@@ -24,74 +24,26 @@ so aec's timings are taken on an otherwise idle process.
 
 from __future__ import annotations
 
-import glob
 import multiprocessing
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import AecError
-from ..imageio import load_image
-from ..metrics import ms_ssim, psnr
+from ..imagesets import NamedImage
+from ..metrics import PSNR_CAP_DB, ms_ssim, psnr
 from . import peers
 from .aec import aec_coders
 from .codecs import AEC, DEFAULT_REFERENCE, Decoder, Encoder, check_sweep, codec_info, default_sweep
 from .machine import machine_info
-from .results import BenchImage, BenchResult, ImagePoint, Skipped
-from .summary import PSNR_CAP_DB, aggregate, summarize
+from .results import BenchResult, ImagePoint, Skipped
+from .summary import aggregate, summarize
 
 if TYPE_CHECKING:
     from ..codec import Codec
-
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm"}
-)
-
-
-# --------------------------------------------------------------------------------------------
-# Inputs
-
-
-def find_inputs(specs: Iterable[str]) -> list[Path]:
-    """Image files from files, folders (searched recursively) and glob patterns, in order.
-
-    A folder contributes its files with an image suffix, sorted; a pattern (containing * ? or
-    [ and not naming an existing path) its matches, sorted, `**` included. Raises AecError for a
-    path that does not exist or a pattern that matches nothing; duplicates are kept once.
-    """
-    found: list[Path] = []
-    for spec in specs:
-        path = Path(spec)
-        if path.is_dir():
-            found.extend(p for p in sorted(path.rglob("*")) if p.is_file() and _is_image_name(p))
-        elif path.exists():
-            found.append(path)
-        elif any(c in spec for c in "*?["):
-            matches = sorted(glob.glob(spec, recursive=True))
-            files = [Path(m) for m in matches if Path(m).is_file() and _is_image_name(Path(m))]
-            if not files:
-                raise AecError(f"{spec}: the pattern matches no image file")
-            found.extend(files)
-        else:
-            raise AecError(f"{spec}: no such file or directory")
-    unique: dict[str, Path] = {}
-    for p in found:
-        unique.setdefault(os.path.normpath(p), p)
-    return list(unique.values())
-
-
-def _is_image_name(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-
-
-def load_inputs(paths: Sequence[Path]) -> list[BenchImage]:
-    """Read each file as plain RGB (orientation applied; alpha, palette and ICC dropped)."""
-    return [BenchImage(str(p), load_image(p).rgb) for p in paths]
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,7 +113,7 @@ def peer_job(codec: str, image: str, rgb: np.ndarray, sweep: Sequence[float]) ->
 
 
 def run_bench(
-    images: Sequence[BenchImage],
+    images: Sequence[NamedImage],
     codecs: Sequence[str],
     sweeps: dict[str, Sequence[float]] | None = None,
     aec: Codec | None = None,
@@ -244,7 +196,7 @@ def _dedupe(values: Iterable[float]) -> list[float]:
 
 
 def total_points(
-    images: Sequence[BenchImage],
+    images: Sequence[NamedImage],
     codecs: Sequence[str],
     sweeps: dict[str, Sequence[float]] | None = None,
 ) -> int:

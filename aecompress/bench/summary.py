@@ -27,12 +27,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..metrics import PSNR_CAP_DB
 from .bdrate import bd_rate, pchip
 from .codecs import DEFAULT_REFERENCE
 from .results import CodecSummary, CurvePoint, ImagePoint
 
 BPP_TARGETS: tuple[float, ...] = (0.25, 0.5, 1.0)
-PSNR_CAP_DB = 100.0  # reported for identical images, and for MS-SSIM == 1 on the dB scale
 
 
 def ms_ssim_db(value: float) -> float:

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .. import bench as B
 from ..bench import report as R
 from ..errors import AecError
+from ..imagesets import find_images, read_images
 
 _CODEC_HELP = (
     f"Comma-separated codecs from {', '.join(B.KNOWN_CODECS)}. Default: "
@@ -158,7 +159,7 @@ def bench(
                 check_writable(path, force)
         if plot_out is not None:
             R.require_matplotlib()
-        paths = B.find_inputs(inputs)
+        paths = find_images(inputs)
         if not paths:
             raise AecError(f"no image files found in {', '.join(inputs)}")
         runnable, skipped = B.available_codecs(names)
@@ -169,7 +170,7 @@ def bench(
         if reference not in runnable:
             err.print(f"note: {reference} is not measured, so there are no BD-rates")
         codec = _open_codec(device, model, err) if B.AEC in runnable else None
-        images = B.load_inputs(paths)
+        images = read_images(paths)
     except AecError as e:
         raise fail(str(e)) from None
 
