@@ -194,6 +194,21 @@ def test_unknown_codec_is_a_usage_error(run, images):
     assert r.exit_code == 2 and "from 1 to 100" in r.stderr
 
 
+def test_malformed_sweeps_and_reference_are_usage_errors(run, images):
+    for args, message in (
+        (("--sweep", "jpeg"), "expected CODEC=V1,V2"),
+        (("--sweep", "foo=1,2"), "--sweep: unknown codec 'foo'"),
+        (("--sweep", "jpeg=10,x"), "--sweep jpeg: expected comma-separated numbers"),
+        (("--sweep", "jpeg=10.5"), "whole numbers from 0 to 100"),
+        (("--sweep", "jp2=1"), "jp2 ratios must be above 1"),
+        (("--reference", "foo"), "--reference: unknown codec 'foo'"),
+    ):
+        r = run(images, "--codecs", "jpeg", *args)
+        assert r.exit_code == 2, (args, r.output)
+        assert message in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.output
+
+
 def test_no_inputs(run, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -229,3 +244,17 @@ def test_plot_without_matplotlib_fails_before_measuring(run, images, tmp_path, m
     assert r.exit_code == 1
     assert "--plot needs matplotlib (pip install aecompress[plot])" in r.stderr
     assert not (tmp_path / "rd.png").exists()
+
+
+def test_ctrl_c_exits_130_like_every_command(images, monkeypatch):
+    from aecompress.bench import runner
+    from aecompress.cli import app
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "measure", interrupted)
+    r = CliRunner().invoke(app, ["bench", str(images), "--codecs", "jpeg"])
+    assert r.exit_code == 130, r.output
+    assert "interrupted" in r.stderr
+    assert "Traceback" not in r.output

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import AecError, UsageError
+from ..errors import UsageError
 from . import peers
 from .results import CodecInfo, Skipped
 
@@ -33,6 +33,10 @@ Decoder = Callable[[bytes], np.ndarray]
 
 class UnknownCodecError(UsageError):
     """A codec name that is neither aec nor a peer (a usage error)."""
+
+
+class SweepError(UsageError):
+    """Swept values that are not numbers, or out of the codec's range (a usage error)."""
 
 
 def parse_codecs(text: str | None) -> list[str]:
@@ -63,24 +67,55 @@ def available_codecs(names: Sequence[str]) -> tuple[list[str], list[Skipped]]:
     return runnable, skipped
 
 
+def parse_reference(text: str) -> str:
+    """The codec the BD-rates are measured against, by name; unknown names raise."""
+    name = text.strip().lower()
+    if name not in KNOWN_CODECS:
+        raise UnknownCodecError(
+            f"--reference: unknown codec {text!r} (choose from {', '.join(KNOWN_CODECS)})"
+        )
+    return name
+
+
 def parse_values(text: str, what: str) -> list[float]:
-    """'1,5.5,10' → [1.0, 5.5, 10.0]; AecError naming `what` for anything else."""
+    """'1,5.5,10' → [1.0, 5.5, 10.0]; SweepError naming `what` for anything else."""
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise AecError(f"{what}: expected comma-separated numbers, got {text!r}") from None
+        raise SweepError(f"{what}: expected comma-separated numbers, got {text!r}") from None
     if not values or any(not math.isfinite(v) for v in values):
-        raise AecError(f"{what}: expected comma-separated numbers, got {text!r}")
+        raise SweepError(f"{what}: expected comma-separated numbers, got {text!r}")
     return values
 
 
+def parse_sweeps(qualities: str, sweeps: Sequence[str] = ()) -> dict[str, list[float]]:
+    """aec's qualities ('10,50,90') and peers' sweeps ('jpeg=10,50,90' each) → codec → values,
+    each checked with `check_sweep`. SweepError or UnknownCodecError when malformed."""
+    plan = {AEC: parse_values(qualities, "--qualities")}
+    for item in sweeps:
+        name, sep, values = item.partition("=")
+        name = name.strip().lower()
+        if not sep or not name:
+            raise SweepError(f"--sweep: expected CODEC=V1,V2,..., got {item!r}")
+        if name not in KNOWN_CODECS:
+            raise UnknownCodecError(
+                f"--sweep: unknown codec {name!r} (choose from {', '.join(KNOWN_CODECS)})"
+            )
+        plan[name] = parse_values(values, f"--sweep {name}")
+    for name, values in plan.items():
+        check_sweep(name, values)
+    return plan
+
+
 def default_sweep(codec: str) -> list[float]:
+    """The values swept when none are given."""
     if codec == AEC:
         return list(DEFAULT_AEC_QUALITIES)
     return [float(v) for v in peers.get_peer(codec).sweep]
 
 
 def check_sweep(codec: str, values: Sequence[float]) -> None:
+    """SweepError unless every value is one `codec` accepts."""
     if codec == AEC:
         bad = [v for v in values if not 1 <= v <= 100]
         what = "aec qualities must be from 1 to 100"
@@ -91,10 +126,11 @@ def check_sweep(codec: str, values: Sequence[float]) -> None:
         bad = [v for v in values if not 0 <= v <= 100 or v != int(v)]
         what = f"{codec} qualities must be whole numbers from 0 to 100"
     if bad:
-        raise AecError(f"{what}, got {', '.join(f'{v:g}' for v in bad)}")
+        raise SweepError(f"{what}, got {', '.join(f'{v:g}' for v in bad)}")
 
 
 def codec_info(name: str, sweep: Sequence[float], aec: Codec | None = None) -> CodecInfo:
+    """What `name` is, at which settings, by which library (aec: with `aec`'s model)."""
     if name == AEC:
         model = f"model {aec.checkpoint.model_id}" if aec is not None else "model ?"
         return CodecInfo(AEC, f"aecompress .aec ({model})", "quality", list(sweep), _aec_lib())
