@@ -9,7 +9,9 @@ What is measured, per codec, swept value and image (an `ImagePoint`):
 * PSNR (`metrics.psnr`) and MS-SSIM (`metrics.ms_ssim`) of the decoded uint8 RGB against the
   input; identical images (infinite PSNR) count as 100 dB;
 * encode and decode wall time (time.perf_counter around the encode call and around the
-  decode call only; metrics, loading and conversions are outside).
+  decode call only; metrics, loading and conversions are outside). aec's encode stops at the
+  file, like the peers': the reconstruction `Codec.encode` can also return (a synthesis
+  transform, most of a decode's cost) is skipped.
 
 Every input is reduced to plain RGB first (EXIF orientation applied, alpha and ICC profile
 dropped), so all codecs code exactly the same pixels. How the points become curves and
