@@ -5,7 +5,7 @@ and what each one is (`CodecInfo`) for the record."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -112,6 +112,19 @@ def default_sweep(codec: str) -> list[float]:
     if codec == AEC:
         return list(DEFAULT_AEC_QUALITIES)
     return [float(v) for v in peers.get_peer(codec).sweep]
+
+
+def sweep_plan(
+    codecs: Sequence[str], sweeps: Mapping[str, Sequence[float]] | None = None
+) -> dict[str, list[float]]:
+    """The values each codec runs: those in `sweeps`, else its defaults, in order and each
+    once. SweepError for a value the codec does not accept."""
+    plan = {}
+    for codec in codecs:
+        values = (sweeps or {}).get(codec) or default_sweep(codec)
+        plan[codec] = list(dict.fromkeys(float(v) for v in values))
+        check_sweep(codec, plan[codec])
+    return plan
 
 
 def check_sweep(codec: str, values: Sequence[float]) -> None:

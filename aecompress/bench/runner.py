@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import TYPE_CHECKING
 
@@ -39,7 +39,7 @@ from ..imagesets import NamedImage
 from ..metrics import PSNR_CAP_DB, ms_ssim, psnr
 from . import peers
 from .aec import aec_coders
-from .codecs import AEC, DEFAULT_REFERENCE, Decoder, Encoder, check_sweep, codec_info, default_sweep
+from .codecs import AEC, DEFAULT_REFERENCE, Decoder, Encoder, codec_info, sweep_plan
 from .machine import machine_info
 from .results import BenchResult, ImagePoint, Skipped
 from .summary import aggregate, summarize
@@ -47,9 +47,6 @@ from .summary import aggregate, summarize
 if TYPE_CHECKING:
     from ..codec import Codec
 
-
-# --------------------------------------------------------------------------------------------
-# Measuring
 
 Progress = Callable[[int, str], None]  # (points just finished, what is running)
 
@@ -126,17 +123,17 @@ def run_bench(
 ) -> BenchResult:
     """Measure every codec in `codecs` (already checked with `available_codecs`) on `images`.
 
-    sweeps: codec → swept values, overriding `default_sweep`. aec: the loaded Codec, needed
-    when "aec" is among the codecs. workers > 1 runs the peers in that many processes.
-    progress(n, label) is called as points finish. Raises AecError.
+    sweeps: codec → swept values, overriding the defaults (see `sweep_plan`). aec: the loaded
+    Codec, needed when "aec" is among the codecs. workers > 1 runs the peers in that many
+    processes.
+    progress(n, label) is called as points finish. Raises AecError (SweepError for values a
+    codec does not accept).
     """
     if not images:
         raise AecError("no images to measure")
     if AEC in codecs and aec is None:
         raise AecError("aec needs a loaded model")
-    plan = {c: _dedupe((sweeps or {}).get(c) or default_sweep(c)) for c in codecs}
-    for c, values in plan.items():
-        check_sweep(c, values)
+    plan = sweep_plan(codecs, sweeps)
     report = progress or (lambda n, label: None)
     start = time.perf_counter()
 
@@ -193,15 +190,11 @@ def run_bench(
     )
 
 
-def _dedupe(values: Iterable[float]) -> list[float]:
-    return list(dict.fromkeys(float(v) for v in values))
-
-
 def total_points(
     images: Sequence[NamedImage],
     codecs: Sequence[str],
     sweeps: dict[str, Sequence[float]] | None = None,
 ) -> int:
     """How many ImagePoints `run_bench` will measure (for a progress bar)."""
-    plan = {c: _dedupe((sweeps or {}).get(c) or default_sweep(c)) for c in codecs}
+    plan = sweep_plan(codecs, sweeps)
     return len(images) * sum(len(v) for v in plan.values())
