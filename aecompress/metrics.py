@@ -31,6 +31,11 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(diff * diff))
 
 
+# What a report shows for identical images, whose PSNR is infinite, so that means stay finite
+# (also the cap of MS-SSIM on its dB scale, −10·log10(1 − MS-SSIM), at MS-SSIM == 1).
+PSNR_CAP_DB = 100.0
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Peak signal-to-noise ratio in dB for 8-bit samples: 10 log10(255^2 / MSE).
 

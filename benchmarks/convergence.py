@@ -30,7 +30,7 @@ from kodak_codec import jpeg_point
 from PIL import Image
 from rich.console import Console
 
-from aecompress.bdrate import bd_rate, pchip
+from aecompress.bench.bdrate import bd_rate, pchip
 from aecompress.config import RECIPE_2026_11, VALID_QUALITIES, ModelConfig, TrainConfig
 from aecompress.train import ConsoleReporter, TrainOptions, find_images, read_state, run_training
 from aecompress.validate import ValidationResult

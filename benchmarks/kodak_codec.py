@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from aecompress.bdrate import bd_rate
+from aecompress.bench.bdrate import bd_rate
 from aecompress.checkpoint import load_checkpoint
 from aecompress.codec import Codec
 from aecompress.device import describe, resolve_device

@@ -1,5 +1,5 @@
-"""`aecompress bench` with the tiny test model on small generated images: the summary maths,
-the JSON / CSV / Markdown / PNG outputs, skipped and unknown codecs, exit codes."""
+"""The `aecompress bench` command with the tiny test model on small generated images: the
+JSON / CSV / Markdown / PNG outputs, skipped and unknown codecs, exit codes."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from conftest import photo_like
 from PIL import Image
 from typer.testing import CliRunner
 
-from aecompress import bench, bench_report, peers
-from aecompress.bench import CurvePoint, quality_at_rate, summarize
+from aecompress.bench import peers
+from aecompress.bench import report as bench_report
 from aecompress.cli.bench_command import bench as bench_command
 from aecompress.registry import MODEL_ENV
 
@@ -41,42 +41,6 @@ def images(tmp_path):
         Image.fromarray(photo_like(64, 96, seed)).save(folder / f"p{seed}.png")
     (folder / "notes.txt").write_text("not an image")
     return folder
-
-
-def curve(codec, bpps, psnrs, ms_ssims):
-    return [
-        CurvePoint(codec, q, 1, b * 100, b, 24 / b, p, m, bench.ms_ssim_db(m), 1, 1, 1, 1)
-        for q, b, p, m in zip(range(len(bpps)), bpps, psnrs, ms_ssims, strict=True)
-    ]
-
-
-def test_bd_rate_of_a_curve_against_itself_and_a_cheaper_copy():
-    bpps = [0.15, 0.3, 0.6, 1.2, 2.0]
-    psnrs = [25.0, 28.1, 31.0, 34.2, 36.5]
-    ms = [0.90, 0.95, 0.975, 0.988, 0.993]
-    curves = (
-        curve("jpeg", bpps, psnrs, ms)
-        + curve("same", bpps, psnrs, ms)
-        + curve("cheaper", [b * 0.8 for b in bpps], psnrs, ms)
-    )
-    summary = {s.codec: s for s in summarize(curves, reference="jpeg")}
-    assert summary["jpeg"].bd_rate_psnr == pytest.approx(0, abs=1e-9)
-    assert summary["same"].bd_rate_psnr == pytest.approx(0, abs=1e-9)
-    assert summary["same"].bd_rate_ms_ssim == pytest.approx(0, abs=1e-9)
-    assert summary["cheaper"].bd_rate_psnr == pytest.approx(-20, abs=1e-6)
-    assert summary["cheaper"].bd_rate_ms_ssim == pytest.approx(-20, abs=1e-6)
-    # PSNR at a measured bpp is the measured PSNR; outside the curve there is no value.
-    assert quality_at_rate(bpps, psnrs, 0.6) == pytest.approx(31.0)
-    assert quality_at_rate(bpps, psnrs, 0.1) is None
-    assert quality_at_rate(bpps, psnrs, 2.5) is None
-    # Without the reference there are no BD-rates, but PSNR@bpp still is.
-    alone = summarize(curve("x", bpps, psnrs, ms), reference="jpeg")[0]
-    assert alone.bd_rate_psnr is None and alone.psnr_at_bpp[1.0] is not None
-
-
-def test_points_that_do_not_improve_quality_are_dropped():
-    r, q = bench.rising([0.1, 0.2, 0.3, 0.4], [20.0, 19.0, 25.0, 25.0])
-    assert r == [0.1, 0.3] and q == [20.0, 25.0]
 
 
 def test_json_csv_markdown_of_jpeg_and_aec(run, images, tmp_path):
@@ -160,27 +124,6 @@ def test_a_codec_without_its_plugin_is_skipped(run, images, tmp_path, monkeypatc
     assert "webp: skipped" in r.stderr and "none of the requested codecs" in r.stderr
 
 
-def test_missing_plugin_package_is_detected(monkeypatch):
-    monkeypatch.setattr(peers, "_REASONS", {})
-    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # import raises ImportError
-    monkeypatch.setitem(sys.modules, "pillow_jxl", None)
-    assert peers.unavailable_reason("heic") == "pillow-heif not installed"
-    assert peers.unavailable_reason("jxl") == "pillow-jxl-plugin not installed"
-    assert peers.unavailable_reason("jpeg") is None
-
-
-@pytest.mark.parametrize("name", ["jpeg", "jpeg444", "webp", "avif", "jp2"])
-def test_built_in_peers_round_trip(name):
-    if peers.unavailable_reason(name):
-        pytest.skip(peers.unavailable_reason(name))
-    peer = peers.get_peer(name)
-    rgb = photo_like(40, 56, 3)
-    data = peer.encode(rgb, peer.sweep[-1])
-    back = peer.decode(data)
-    assert back.shape == rgb.shape and back.dtype == rgb.dtype
-    assert bench.measure(name, peer.sweep[-1], "x", rgb, peer.encode, peer.decode).psnr > 20
-
-
 def test_unknown_codec_is_a_usage_error(run, images):
     r = run(images, "--codecs", "jpeg,foo")
     assert r.exit_code == 2
@@ -189,6 +132,21 @@ def test_unknown_codec_is_a_usage_error(run, images):
     assert r.exit_code == 2 and "--qualities" in r.stderr
     r = run(images, "--qualities", "0,50")
     assert r.exit_code == 2 and "from 1 to 100" in r.stderr
+
+
+def test_malformed_sweeps_and_reference_are_usage_errors(run, images):
+    for args, message in (
+        (("--sweep", "jpeg"), "expected CODEC=V1,V2"),
+        (("--sweep", "foo=1,2"), "--sweep: unknown codec 'foo'"),
+        (("--sweep", "jpeg=10,x"), "--sweep jpeg: expected comma-separated numbers"),
+        (("--sweep", "jpeg=10.5"), "whole numbers from 0 to 100"),
+        (("--sweep", "jp2=1"), "jp2 ratios must be above 1"),
+        (("--reference", "foo"), "--reference: unknown codec 'foo'"),
+    ):
+        r = run(images, "--codecs", "jpeg", *args)
+        assert r.exit_code == 2, (args, r.output)
+        assert message in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.output
 
 
 def test_no_inputs(run, tmp_path):
@@ -226,3 +184,17 @@ def test_plot_without_matplotlib_fails_before_measuring(run, images, tmp_path, m
     assert r.exit_code == 1
     assert "--plot needs matplotlib (pip install aecompress[plot])" in r.stderr
     assert not (tmp_path / "rd.png").exists()
+
+
+def test_ctrl_c_exits_130_like_every_command(images, monkeypatch):
+    from aecompress.bench import runner
+    from aecompress.cli import app
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "measure", interrupted)
+    r = CliRunner().invoke(app, ["bench", str(images), "--codecs", "jpeg"])
+    assert r.exit_code == 130, r.output
+    assert "interrupted" in r.stderr
+    assert "Traceback" not in r.output

@@ -24,7 +24,8 @@ JSON (``--json``), one object; floats that are not finite are written as null::
 
 "quality" is the swept value (the compression ratio for jp2); bpp = bytes × 8 / pixels;
 ratio = 3 × pixels / bytes; curve values are means over images except encode_ms / decode_ms
-(medians per image); see `aecompress.bench` for every definition.
+(medians per image); see `runner` (points) and `summary` (curves, summary) for every
+definition.
 
 CSV (``--csv``): one row per (codec, swept value, image), the "points" fields as columns.
 Markdown (``--markdown``): the machine, the summary table and the per-value table.
@@ -45,9 +46,10 @@ from typing import Any
 
 from rich.table import Table
 
-from .bench import AEC, BenchResult, CodecInfo, CurvePoint
-from .errors import AecError
-from .fileio import write_output
+from ..errors import AecError
+from ..fileio import write_output
+from .codecs import AEC
+from .results import BenchResult, CodecInfo, CurvePoint
 
 JSON_FORMAT = "aecompress-bench"
 JSON_VERSION = 1

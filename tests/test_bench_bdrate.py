@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from aecompress.bdrate import bd_rate, pchip
+from aecompress.bench.bdrate import bd_rate, pchip
 
 RATE = [0.1, 0.25, 0.5, 1.0, 1.5]
 PSNR = [26.0, 29.0, 31.5, 35.0, 37.0]

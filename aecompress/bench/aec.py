@@ -1,0 +1,33 @@
+"""aec as a benchmarked codec: the one place that knows how `Codec` is called.
+
+The benchmark sees every codec as a pair of callables over H×W×3 uint8 RGB arrays; this
+module turns the pixels into what `Codec.encode` takes and its results back into pixels.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..imageio import SourceImage
+from ..modes import ColourMode
+from .codecs import Decoder, Encoder
+
+if TYPE_CHECKING:
+    from ..codec import Codec
+
+
+def aec_coders(codec: Codec) -> tuple[Encoder, Decoder]:
+    """Encode / decode through the real .aec bytes, in memory."""
+
+    def encode(rgb: np.ndarray, quality: float) -> bytes:
+        # Only the file is timed: reconstruct=False skips the synthesis transform, which the
+        # encoder needs only to report its reconstruction; g_s is timed in decode, where it runs.
+        image = SourceImage(rgb=rgb, mode=ColourMode.RGB)
+        return codec.encode(image, quality, reconstruct=False).data
+
+    def decode(data: bytes) -> np.ndarray:
+        return codec.decode(data).rgb
+
+    return encode, decode
