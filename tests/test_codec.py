@@ -9,11 +9,11 @@ from conftest import make_tiny_checkpoint, photo_like
 
 from aecompress import container
 from aecompress.codec import Codec
-from aecompress.quality import quality_to_centi
 from aecompress.errors import AecError, FormatError, ModelMismatchError
 from aecompress.imagefile import decode_image, encode_image
 from aecompress.imageio import SourceImage
 from aecompress.modes import ColourMode
+from aecompress.quality import quality_to_centi
 
 
 def rgb_image(h: int, w: int, seed: int = 0) -> SourceImage:

@@ -1,7 +1,8 @@
 """aec as a benchmarked codec: the one place that knows how `Codec` is called.
 
 The benchmark sees every codec as a pair of callables over H×W×3 uint8 RGB arrays; this
-module turns the pixels into what `Codec.encode` takes and its results back into pixels.
+module writes the pixels as a whole .aec file (header included, as a user's file) and reads
+them back, through the file layer.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..imagefile import decode_image, encode_image
 from ..imageio import SourceImage
 from ..modes import ColourMode
 from .codecs import Decoder, Encoder
@@ -25,9 +27,9 @@ def aec_coders(codec: Codec) -> tuple[Encoder, Decoder]:
         # Only the file is timed: reconstruct=False skips the synthesis transform, which the
         # encoder needs only to report its reconstruction; g_s is timed in decode, where it runs.
         image = SourceImage(rgb=rgb, mode=ColourMode.RGB)
-        return codec.encode(image, quality, reconstruct=False).data
+        return encode_image(codec, image, quality, reconstruct=False).data
 
     def decode(data: bytes) -> np.ndarray:
-        return codec.decode(data).rgb
+        return decode_image(codec, data).rgb
 
     return encode, decode
