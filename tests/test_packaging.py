@@ -76,6 +76,43 @@ def test_wheel_holds_every_module(wheel):
     assert [m for m in modules if m not in names] == []
 
 
+def test_wheel_holds_the_files_named_in_package_data(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "aecompress/py.typed" in names  # the package is typed; checkers look for this marker
+
+
+# Library features the code relies on, and the release that introduced each: the declared
+# floors in pyproject.toml must not allow a release without them.
+FEATURES_SINCE = {
+    "typer": {"typer.TyperException": (0, 27, 2)},
+    "numpy": {"np.trapezoid": (2, 0)},
+}
+
+
+def _floors() -> dict[str, tuple[int, ...]]:
+    import re
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    floors = {}
+    for dep in deps:
+        m = re.match(r"([A-Za-z0-9_.-]+)\s*>=\s*([0-9.]+)", dep)
+        if m:
+            floors[m.group(1).lower()] = tuple(int(x) for x in m.group(2).split("."))
+    return floors
+
+
+def test_declared_floors_cover_the_features_used():
+    """`pip install aecompress` must never pick a release that lacks what the code calls: on
+    an older Typer every handled error would become a traceback."""
+    source = "\n".join(p.read_text() for p in (ROOT / "aecompress").rglob("*.py"))
+    floors = _floors()
+    for package, features in FEATURES_SINCE.items():
+        for feature, since in features.items():
+            if feature in source:
+                assert floors.get(package, (0,)) >= since, f"{package} floor below {feature}"
+
+
 def test_installed_wheel_works_from_any_folder(wheel, tmp_path):
     """Installed apart from the checkout, run from an unrelated folder with no model settings:
     models are found inside the installed package, and encode / decode / info / models work."""

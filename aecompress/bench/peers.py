@@ -2,7 +2,8 @@
 
 Each peer turns an H×W×3 uint8 RGB array into the bytes of a complete image file (headers
 included, as written to disk) and decodes those bytes back to uint8 RGB. Settings are each
-codec's best standard ones for PSNR (see shared/ANCHORS.md for why they matter):
+codec's best standard ones for PSNR, since a comparison against a peer at weaker settings
+would flatter aec:
 
 | name    | settings                                                                  | sweep     |
 | ------- | ------------------------------------------------------------------------- | --------- |
