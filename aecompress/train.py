@@ -434,8 +434,8 @@ def _state_payload(model, optimizer, step: int, cfg: TrainConfig, **extra) -> di
 
 
 def _write_best(path: Path, model, cfg: TrainConfig, step: int, result) -> None:
-    """best.pt: the weights of the best validation (readable by --init and
-    export.load_training_model), without optimizer or RNG state."""
+    """best.pt: the weights of the best validation (readable by --init and `read_init`),
+    without optimizer or RNG state."""
     payload = {
         "format": STATE_FORMAT + "-weights",
         "model_config": model.config.to_dict(),

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from .checkpoint import Checkpoint
 from .codec import Codec
@@ -32,17 +31,12 @@ from .config import VALID_QUALITIES
 from .errors import AecError
 from .export import export_trained
 from .imageio import SourceImage
+from .imagesets import NamedImage, find_images, read_images
 from .metrics import mse
 from .model import HyperpriorModel, quality_to_position
 from .modes import ColourMode
 
 PSNR_CAP = 100.0  # dB reported for a lossless decode (MSE 0), so means stay finite
-
-
-@dataclass(frozen=True)
-class ValidImage:
-    name: str
-    rgb: np.ndarray  # H×W×3 uint8
 
 
 @dataclass(frozen=True)
@@ -89,27 +83,13 @@ class ValidationResult:
             train_seconds=float(d.get("train_seconds", 0.0)),
         )
 
-    @classmethod
-    def from_json(cls, text: str) -> ValidationResult:
-        return cls.from_dict(json.loads(text))
-
 
 def load_valid_images(
     roots: Sequence[Path], warn: Callable[[str], None] = print
-) -> list[ValidImage]:
-    """Every readable image under the roots (recursively), as RGB; unreadable ones are skipped
-    with a warning. Any size works: the codec pads."""
-    from .train import find_images  # train imports this module
-
-    images = []
-    for p in find_images(roots):
-        try:
-            with Image.open(p) as im:
-                rgb = np.ascontiguousarray(np.asarray(im.convert("RGB")))
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
-            warn(f"skipping {p}: {e}")
-            continue
-        images.append(ValidImage(str(p), rgb))
+) -> list[NamedImage]:
+    """Every readable image under the roots (recursively), read as `encode` reads it;
+    unreadable ones are skipped with a warning. Any size works: the codec pads."""
+    images = read_images(find_images(roots, patterns=False), skip=warn)
     if not images:
         raise AecError(f"no usable validation images in {', '.join(str(r) for r in roots)}")
     return images
@@ -121,7 +101,7 @@ def _lambda(model: HyperpriorModel, quality: float) -> float:
 
 def validate_checkpoint(
     ckpt: Checkpoint,
-    images: Sequence[ValidImage],
+    images: Sequence[NamedImage],
     qualities: Sequence[float] = VALID_QUALITIES,
     device: torch.device | str = "cpu",
     step: int = 0,
@@ -172,7 +152,7 @@ def frozen_copy(model: HyperpriorModel) -> HyperpriorModel:
 def validate_model(
     model: HyperpriorModel,
     calibration_images: Sequence[torch.Tensor],
-    images: Sequence[ValidImage],
+    images: Sequence[NamedImage],
     qualities: Sequence[float] = VALID_QUALITIES,
     device: torch.device | str = "cpu",
     step: int = 0,

@@ -17,11 +17,10 @@ import aecompress.train as train_module
 from aecompress.checkpoint import load_checkpoint
 from aecompress.cli import app
 from aecompress.codec import Codec
-from aecompress.export import load_training_model
 from aecompress.imageio import SourceImage
 from aecompress.model import HyperpriorModel
 from aecompress.modes import ColourMode
-from aecompress.train import ImageSet, rd_loss, read_state
+from aecompress.train import ImageSet, _model_with, rd_loss, read_init, read_state
 from aecompress.validate import VALID_QUALITIES
 
 TINY_ARGS = ["--batch-size", "2", "--patch-size", "64", "--N", "8", "--M", "8", "--Nh", "8"]
@@ -62,7 +61,8 @@ def test_train_smoke(tmp_path):
     # The run directory: a resumable state in the format the export path reads, a log, a card.
     state = torch.load(out / "state.pt", weights_only=True)
     assert OLD_STATE_KEYS <= state.keys() and state["step"] == 3
-    assert isinstance(load_training_model(out / "state.pt"), HyperpriorModel)
+    config, weights, _ = read_init(out / "state.pt")
+    assert isinstance(_model_with(config, weights), HyperpriorModel)
     assert "step 3/3" in (out / "train.log").read_text()
     card = (out / "MODEL_CARD.md").read_text()
     assert "# smoke" in card and ckpt.provenance["command"] in card
@@ -127,7 +127,7 @@ def test_old_state_files_still_load_and_resume(tmp_path):
     old["python_rng"] = __import__("random").Random(0).getstate()
     torch.save(old, tmp_path / "old.pt")
     assert read_state(tmp_path / "old.pt").step == 2
-    load_training_model(tmp_path / "old.pt")
+    _model_with(*read_init(tmp_path / "old.pt")[:2])
     r = train_cli(data, "--out", tmp_path / "run2", "--steps", 3, "--resume", tmp_path / "old.pt")
     assert r.exit_code == 0, r.output
     assert load_checkpoint(tmp_path / "run2" / "model.pt").provenance["steps"] == "3"
