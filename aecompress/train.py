@@ -55,12 +55,14 @@ from rich.progress import (
 from rich.text import Text
 
 from . import __version__
-from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, read_torch_file, save_checkpoint
 from .config import MODEL_FIELDS, RESUME_FREE_FIELDS, RUN_FIELDS, TrainConfig
 from .device import describe, resolve_device
 from .durations import format_duration
 from .errors import AecError, UsageError
 from .export import export_trained
+from .fileio import write_atomic
+from .imagesets import find_images
 from .model import HyperpriorModel, ModelConfig, interpolate_levels
 from .modelcard import write_model_card
 from .recipe import (
@@ -73,7 +75,6 @@ from .recipe import (
 from .validate import ValidationResult, frozen_copy, load_valid_images, validate_checkpoint
 from .validate import validate_model as _validate_model
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
 STATE_FORMAT = "aecompress-training-state"
 STATE_VERSION = 2
 STATE_FILE = "state.pt"
@@ -113,20 +114,6 @@ class StepStats:
 
 
 # ----- data ----------------------------------------------------------------------------------
-
-
-def find_images(roots: Sequence[Path]) -> list[Path]:
-    """All image files under the given files/folders, recursively, in a stable order."""
-    found: list[Path] = []
-    for root in roots:
-        root = Path(root)
-        if root.is_file():
-            found.append(root)
-        elif root.is_dir():
-            found.extend(p for p in sorted(root.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            raise AecError(f"{root}: no such file or directory")
-    return found
 
 
 def _decode_one(path: Path, min_size: int) -> tuple[torch.Tensor | None, str]:
@@ -172,7 +159,7 @@ def load_dataset(
     images: list[torch.Tensor] = []
     sources = []
     for root in roots:
-        paths = find_images([root])
+        paths = find_images([root], patterns=False)
         decoded = _decode_images(paths, min_size, warn)
         images.extend(decoded)
         sources.append(DataSource(str(Path(root).resolve()), len(paths), len(decoded)))
@@ -334,21 +321,8 @@ class TrainingState:
     progress: float | None = None  # of the schedule (0..1) when saved
 
 
-def _torch_load(path: Path, what: str) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise AecError(f"{path}: no such file")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a bad file
-        raise AecError(f"{path}: not a readable {what} ({type(e).__name__})") from e
-    if not isinstance(raw, dict):
-        raise AecError(f"{path}: not a {what}")
-    return raw
-
-
 def read_state(path: Path) -> TrainingState:
-    raw = _torch_load(path, "training state")
+    raw = read_torch_file(path, "training state", error=AecError)
     if raw.get("format") == CHECKPOINT_FORMAT:
         raise AecError(
             f"{path}: a shipped model, not a training state; fine-tune from it with --init"
@@ -382,7 +356,7 @@ def read_state(path: Path) -> TrainingState:
 def read_init(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor], str]:
     """Weights to start from: a training state (state.pt, best.pt) or a shipped checkpoint.
     Returns (config, state dict, a description for the provenance)."""
-    raw = _torch_load(path, "model or training state")
+    raw = read_torch_file(path, "model or training state", error=AecError)
     if raw.get("format") == CHECKPOINT_FORMAT:
         ckpt = load_checkpoint(path)
         desc = f"{path} (model {ckpt.model_id}, {ckpt.fingerprint.hex()})"
@@ -405,15 +379,6 @@ def _cpu(obj):
     if isinstance(obj, list | tuple):
         return type(obj)(_cpu(v) for v in obj)
     return obj
-
-
-def _write_atomic(payload: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _state_payload(model, optimizer, step: int, cfg: TrainConfig, **extra) -> dict:
@@ -444,12 +409,13 @@ def _write_best(path: Path, model, cfg: TrainConfig, step: int, result) -> None:
         "step": step,
         "validation": result.to_dict(),
     }
-    _write_atomic(payload, path)
+    write_atomic(path, lambda f: torch.save(payload, f), force=True)
 
 
 def save_training_state(path: Path, model, optimizer, step: int, cfg: TrainConfig, **extra):
     """Write state.pt atomically (temporary file, then rename)."""
-    _write_atomic(_state_payload(model, optimizer, step, cfg, **extra), Path(path))
+    payload = _state_payload(model, optimizer, step, cfg, **extra)
+    write_atomic(path, lambda f: torch.save(payload, f), force=True)
 
 
 # ----- progress ------------------------------------------------------------------------------
@@ -1341,7 +1307,7 @@ def _calibration_images(
 ) -> list[torch.Tensor]:
     """The first CALIBRATION_IMAGES usable training images, as a full run picks them."""
     images: list[torch.Tensor] = []
-    for path in find_images(roots):
+    for path in find_images(roots, patterns=False):
         image, why = _decode_one(path, min_size)
         if image is None:
             warn(why)
