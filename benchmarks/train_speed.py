@@ -2,8 +2,9 @@
 
 Each arm runs the real training loop (`aecompress.training.loop.train`: on-device crops, the
 loss, the optimizer, the weight average; no validation) for a fixed wall time on the same images,
-and reports the steady rate: the median of the log windows after the first (which holds
-start-up, cudnn's kernel search and the allocator's warm-up), and on CUDA the peak memory.
+after a few untimed warm-up steps of the same arm (the CUDA context, cudnn's kernel search and
+the allocator's first allocations, which take seconds on a GPU), and reports the steady rate:
+the median of the log windows after the first, and on CUDA the peak memory.
 
     python3 benchmarks/train_speed.py --seconds 20 --json speed.json --markdown speed.md
     python3 benchmarks/train_speed.py --device cuda --arm 128,192,128,16,256,fp32 \
@@ -35,6 +36,7 @@ from aecompress.training.data import ImageSet, load_dataset
 from aecompress.training.loop import Reporter, StepStats, train
 
 DEFAULT_ARMS = ("64,160,64,8,128,fp32", "128,192,128,8,128,fp32", "128,192,128,16,256,fp32")
+WARMUP_STEPS = 5  # untimed steps of each arm before its timed run
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,15 @@ def measure(arm: Arm, data: ImageSet, device: torch.device, seconds: float) -> d
     )  # fmt: skip
     model_config = ModelConfig(N=arm.N, M=arm.M, Nh=arm.Nh)
     bf16 = arm.precision == "bf16"
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     with tempfile.TemporaryDirectory() as out:
+        # Untimed: the same model, crops and precision for a few steps, so that the timed run
+        # starts with the CUDA context made, cudnn's kernels chosen for these shapes and the
+        # allocator's pool grown (the first arm once measured 1 step in 15 s without it).
+        warmup = replace(cfg, steps=WARMUP_STEPS, train_seconds=0, log_every=WARMUP_STEPS)
+        train(data, Path(out) / "warmup", model_config, warmup, device=device, bf16=bf16)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
         windows = Windows()
         t0 = time.perf_counter()
         result = train(
