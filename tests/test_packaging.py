@@ -64,6 +64,18 @@ def test_wheel_holds_every_shipped_model(wheel):
             assert size == (ROOT / "pretrained" / name).stat().st_size
 
 
+def test_wheel_holds_every_module(wheel):
+    """Subpackages included: setuptools takes only the packages pyproject.toml lists, and an
+    editable install of the checkout can hide a missing one from the test below."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = sorted(
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "aecompress").rglob("*.py")
+        if "__pycache__" not in p.parts
+    )
+    assert [m for m in modules if m not in names] == []
+
+
 def test_installed_wheel_works_from_any_folder(wheel, tmp_path):
     """Installed apart from the checkout, run from an unrelated folder with no model settings:
     models are found inside the installed package, and encode / decode / info / models work."""
