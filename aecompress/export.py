@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
-from .checkpoint import Checkpoint, export_checkpoint
+from .checkpoint import Checkpoint, export_checkpoint, round_to_fp16
 from .codec import pad_to_multiple
-from .model import HyperpriorModel, ModelConfig
+from .model import HyperpriorModel
 
 CALIBRATION_QUALITIES = (1.0, 25.0, 50.0, 75.0, 100.0)
 
@@ -32,13 +31,6 @@ def calibration_latents(
     return out
 
 
-def load_training_model(state_path: Path) -> HyperpriorModel:
-    state = torch.load(state_path, map_location="cpu", weights_only=False)
-    model = HyperpriorModel(ModelConfig.from_dict(state["model_config"]))
-    model.load_state_dict(state["model"])
-    return model.eval()
-
-
 def export_trained(
     model: HyperpriorModel,
     calibration_images: Sequence[torch.Tensor],
@@ -48,8 +40,7 @@ def export_trained(
 ) -> Checkpoint:
     """The shippable checkpoint of `model` (which is moved to the CPU). The calibration
     latents, which only size the integer network's ranges, are computed on `device`."""
-    model = model.cpu().eval()
     # Calibrate on the fp16-rounded weights that will be shipped.
-    model.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
+    model = round_to_fp16(model.cpu().eval())
     calib = calibration_latents(model.to(device), calibration_images)
     return export_checkpoint(model.cpu(), calib, model_id, provenance)

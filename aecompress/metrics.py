@@ -41,10 +41,14 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
     Returns ``math.inf`` for identical images.
     """
-    error = mse(a, b)
+    return psnr_of_mse(mse(a, b), cap=math.inf)
+
+
+def psnr_of_mse(error: float, cap: float = PSNR_CAP_DB) -> float:
+    """PSNR in dB of a mean squared error (0..255 scale), at most `cap` (identical images)."""
     if error == 0.0:
-        return math.inf
-    return 10.0 * math.log10(_PEAK * _PEAK / error)
+        return cap
+    return min(10.0 * math.log10(_PEAK * _PEAK / error), cap)
 
 
 def gaussian_window(size: int) -> np.ndarray:

@@ -9,10 +9,10 @@ A checkpoint without some of these (an older or hand-made one) gets a card witho
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from .checkpoint import Checkpoint
+from .fileio import write_atomic
 
 
 def _json(provenance: dict[str, str], key: str):
@@ -225,10 +225,5 @@ def render_model_card(ckpt: Checkpoint) -> str:
 
 def write_model_card(ckpt: Checkpoint, path: Path) -> None:
     """Write the card atomically (temporary file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(render_model_card(ckpt), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = render_model_card(ckpt).encode("utf-8")
+    write_atomic(Path(path), lambda f: f.write(text), force=True)

@@ -16,7 +16,6 @@ rate replaced by the bytes of the file.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -24,25 +23,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from .checkpoint import Checkpoint
 from .codec import Codec
 from .config import VALID_QUALITIES
 from .errors import AecError
 from .export import export_trained
+from .imagefile import decode_image, encode_image
 from .imageio import SourceImage
-from .metrics import mse
+from .imagesets import NamedImage, find_images, read_images
+from .metrics import mse, psnr_of_mse
 from .model import HyperpriorModel, quality_to_position
 from .modes import ColourMode
-
-PSNR_CAP = 100.0  # dB reported for a lossless decode (MSE 0), so means stay finite
-
-
-@dataclass(frozen=True)
-class ValidImage:
-    name: str
-    rgb: np.ndarray  # H×W×3 uint8
 
 
 @dataclass(frozen=True)
@@ -89,27 +81,13 @@ class ValidationResult:
             train_seconds=float(d.get("train_seconds", 0.0)),
         )
 
-    @classmethod
-    def from_json(cls, text: str) -> ValidationResult:
-        return cls.from_dict(json.loads(text))
-
 
 def load_valid_images(
     roots: Sequence[Path], warn: Callable[[str], None] = print
-) -> list[ValidImage]:
-    """Every readable image under the roots (recursively), as RGB; unreadable ones are skipped
-    with a warning. Any size works: the codec pads."""
-    from .train import find_images  # train imports this module
-
-    images = []
-    for p in find_images(roots):
-        try:
-            with Image.open(p) as im:
-                rgb = np.ascontiguousarray(np.asarray(im.convert("RGB")))
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
-            warn(f"skipping {p}: {e}")
-            continue
-        images.append(ValidImage(str(p), rgb))
+) -> list[NamedImage]:
+    """Every readable image under the roots (recursively), read as `encode` reads it;
+    unreadable ones are skipped with a warning. Any size works: the codec pads."""
+    images = read_images(find_images(roots, patterns=False), skip=warn)
     if not images:
         raise AecError(f"no usable validation images in {', '.join(str(r) for r in roots)}")
     return images
@@ -121,32 +99,28 @@ def _lambda(model: HyperpriorModel, quality: float) -> float:
 
 def validate_checkpoint(
     ckpt: Checkpoint,
-    images: Sequence[ValidImage],
+    images: Sequence[NamedImage],
     qualities: Sequence[float] = VALID_QUALITIES,
     device: torch.device | str = "cpu",
     step: int = 0,
 ) -> ValidationResult:
-    """Encode and decode every image at every quality with this checkpoint; leaves its model on
-    the CPU, as a Checkpoint's model always is."""
+    """Encode and decode every image at every quality with this checkpoint, through whole
+    .aec files."""
     t0 = time.perf_counter()
     lambdas = [_lambda(ckpt.model, q) for q in qualities]
     bpp = np.zeros((len(images), len(qualities)))
     psnr = np.zeros_like(bpp)
     rd = np.zeros_like(bpp)
-    try:
-        codec = Codec(ckpt, device)
-        for i, im in enumerate(images):
-            source = SourceImage(rgb=im.rgb, mode=ColourMode.RGB)
-            pixels = im.rgb.shape[0] * im.rgb.shape[1]
-            y = codec.analyse(source)  # one run of g_a serves every quality
-            for j, q in enumerate(qualities):
-                data = codec.encode_analysed(source, y, q, reconstruct=False).data
-                err = mse(im.rgb, codec.decode(data).rgb)
-                bpp[i, j] = len(data) * 8 / pixels
-                psnr[i, j] = PSNR_CAP if err == 0 else min(PSNR_CAP, 10 * math.log10(255**2 / err))
-                rd[i, j] = lambdas[j] * err + bpp[i, j]
-    finally:
-        ckpt.model.to("cpu")
+    codec = Codec(ckpt, device)
+    for i, im in enumerate(images):
+        source = SourceImage(rgb=im.rgb, mode=ColourMode.RGB)
+        y = codec.analyse(im.rgb)  # one run of g_a serves every quality
+        for j, q in enumerate(qualities):
+            data = encode_image(codec, source, q, reconstruct=False, analysed=y).data
+            err = mse(im.rgb, decode_image(codec, data).rgb)
+            bpp[i, j] = len(data) * 8 / (im.height * im.width)
+            psnr[i, j] = psnr_of_mse(err)
+            rd[i, j] = lambdas[j] * err + bpp[i, j]
     figures = tuple(
         QualityFigures(
             quality=float(q),
@@ -172,7 +146,7 @@ def frozen_copy(model: HyperpriorModel) -> HyperpriorModel:
 def validate_model(
     model: HyperpriorModel,
     calibration_images: Sequence[torch.Tensor],
-    images: Sequence[ValidImage],
+    images: Sequence[NamedImage],
     qualities: Sequence[float] = VALID_QUALITIES,
     device: torch.device | str = "cpu",
     step: int = 0,

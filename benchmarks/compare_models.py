@@ -21,8 +21,8 @@ import torch
 from convergence import JPEG_QUALITIES, against_jpeg, jpeg_curve
 
 from aecompress.checkpoint import load_checkpoint
+from aecompress.imagesets import find_images
 from aecompress.registry import ModelLibrary
-from aecompress.train import find_images
 from aecompress.validate import load_valid_images, validate_checkpoint
 
 QUALITIES = (1, 10, 25, 50, 75, 90, 100)

@@ -31,8 +31,12 @@ from PIL import Image
 from rich.console import Console
 
 from aecompress.bench.bdrate import bd_rate, pchip
+from aecompress.cli.train_progress import ConsoleReporter
 from aecompress.config import RECIPE_2026_11, VALID_QUALITIES, ModelConfig, TrainConfig
-from aecompress.train import ConsoleReporter, TrainOptions, find_images, read_state, run_training
+from aecompress.imagesets import find_images
+from aecompress.training.options import TrainOptions
+from aecompress.training.run import run_training
+from aecompress.training.state import read_state
 from aecompress.validate import ValidationResult
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -19,110 +19,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from aecompress.codec import Codec
 from aecompress.errors import AecError
 from aecompress.fuzzing import (
     CASE_DEADLINE_S,
-    MUTATORS,
-    CaseTimeout,
-    Seed,
+    FuzzResult,
     case,
-    deadline,
     decode_like_the_cli,
     make_seeds,
-    message_class,
-    outcome_of,
+    report,
+    run,
 )
-
-
-@dataclass
-class FuzzResult:
-    cases: int = 0
-    seconds: float = 0.0
-    outcomes: Counter = field(default_factory=Counter)
-    by_mutator: Counter = field(default_factory=Counter)  # (mutator, outcome) -> n
-    messages: Counter = field(default_factory=Counter)
-    unexpected: list[tuple[int, str, BaseException]] = field(default_factory=list)
-    slowest: tuple[float, int, str] = (0.0, -1, "")
-    max_rss_growth_mb: float = 0.0
-
-
-def _max_rss_mb() -> float:
-    try:
-        import resource
-    except ImportError:  # not on Windows
-        return 0.0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (1 << 20) if sys.platform == "darwin" else rss / 1024
-
-
-def run(
-    codec: Codec,
-    seeds: list[Seed],
-    cases: int,
-    seed: int = 0,
-    start: int = 0,
-    per_case_deadline: float = CASE_DEADLINE_S,
-    progress: Callable[[FuzzResult], None] | None = None,
-) -> FuzzResult:
-    """Run cases start .. start + cases - 1 of run `seed`."""
-    res = FuzzResult()
-    rss0 = _max_rss_mb()
-    t_start = time.perf_counter()
-    for i in range(start, start + cases):
-        name, data = case(seed, i, seeds)
-        t0 = time.perf_counter()
-        exc: BaseException | None = None
-        try:
-            with deadline(per_case_deadline):
-                decode_like_the_cli(codec, data)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as e:  # noqa: B036 -- anything else is an outcome to record
-            exc = e
-        elapsed = time.perf_counter() - t0
-        outcome = outcome_of(exc)
-        res.cases += 1
-        res.outcomes[outcome] += 1
-        res.by_mutator[name, outcome] += 1
-        if exc is not None:
-            res.messages[f"{outcome}: {message_class(exc)}"] += 1
-        if outcome == "UNEXPECTED" or elapsed > per_case_deadline:
-            res.unexpected.append((i, name, exc or CaseTimeout(f"took {elapsed:.1f} s")))
-        res.slowest = max(res.slowest, (elapsed, i, name))
-        if progress is not None and res.cases % 5000 == 0:
-            res.seconds = time.perf_counter() - t_start
-            progress(res)
-    res.seconds = time.perf_counter() - t_start
-    res.max_rss_growth_mb = _max_rss_mb() - rss0
-    return res
-
-
-def report(res: FuzzResult, top: int = 15) -> str:
-    lines = [
-        f"{res.cases} cases in {res.seconds:.1f} s ({res.cases / max(res.seconds, 1e-9):.0f}/s), "
-        f"slowest case {res.slowest[0] * 1000:.1f} ms (#{res.slowest[1]}, {res.slowest[2]}), "
-        f"peak memory growth {res.max_rss_growth_mb:.0f} MB",
-        "outcomes: " + ", ".join(f"{k} {v}" for k, v in res.outcomes.most_common()),
-        f"unexpected: {len(res.unexpected)}",
-    ]
-    for i, name, exc in res.unexpected[:20]:
-        lines.append(f"  case {i} ({name}): {type(exc).__name__}: {exc}")
-    lines.append("by mutator:")
-    for m in MUTATORS:
-        counts = {o: n for (mm, o), n in res.by_mutator.items() if mm == m}
-        if counts:
-            parts = ", ".join(f"{o} {n}" for o, n in sorted(counts.items()))
-            lines.append(f"  {m:12} {parts}")
-    lines.append("most common messages:")
-    lines += [f"  {n:7}  {msg}" for msg, n in res.messages.most_common(top)]
-    return "\n".join(lines)
 
 
 def load_codec(model: Path | None) -> Codec:

@@ -1,9 +1,10 @@
 """Training speed of `aecompress train`'s loop: steps/s and megapixels/s per configuration.
 
-Each arm runs the real training loop (`aecompress.train.train`: on-device crops, the loss, the
-optimizer, the weight average; no validation) for a fixed wall time on the same images, and
-reports the steady rate: the median of the log windows after the first (which holds start-up,
-cudnn's kernel search and the allocator's warm-up), and on CUDA the peak memory.
+Each arm runs the real training loop (`aecompress.training.loop.train`: on-device crops, the
+loss, the optimizer, the weight average; no validation) for a fixed wall time on the same images,
+after a few untimed warm-up steps of the same arm (the CUDA context, cudnn's kernel search and
+the allocator's first allocations, which take seconds on a GPU), and reports the steady rate:
+the median of the log windows after the first, and on CUDA the peak memory.
 
     python3 benchmarks/train_speed.py --seconds 20 --json speed.json --markdown speed.md
     python3 benchmarks/train_speed.py --device cuda --arm 128,192,128,16,256,fp32 \
@@ -31,9 +32,11 @@ import torch
 
 from aecompress.config import ModelConfig, TrainConfig
 from aecompress.device import describe, resolve_device
-from aecompress.train import ImageSet, StepStats, load_dataset, train
+from aecompress.training.data import ImageSet, load_dataset
+from aecompress.training.loop import Reporter, StepStats, train
 
 DEFAULT_ARMS = ("64,160,64,8,128,fp32", "128,192,128,8,128,fp32", "128,192,128,16,256,fp32")
+WARMUP_STEPS = 5  # untimed steps of each arm before its timed run
 
 
 @dataclass(frozen=True)
@@ -70,23 +73,41 @@ def synthetic_images(count: int, seed: int = 0) -> list[torch.Tensor]:
     return images
 
 
+class Windows(Reporter):
+    """Keeps the loop's log windows (the figures `train` logs every log_every steps)."""
+
+    def __init__(self) -> None:
+        self.seen: list[StepStats] = []
+
+    def stats(self, stats: StepStats) -> None:
+        self.seen.append(stats)
+
+
 def measure(arm: Arm, data: ImageSet, device: torch.device, seconds: float) -> dict:
     cfg = replace(
         TrainConfig(), steps=0, train_seconds=seconds, batch_size=arm.batch,
         patch_size=arm.patch, log_every=25 if device.type == "cpu" else 100,
         checkpoint_every=0, checkpoint_seconds=0, valid_every=0,
     )  # fmt: skip
-    windows: list[StepStats] = []
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    model_config = ModelConfig(N=arm.N, M=arm.M, Nh=arm.Nh)
+    bf16 = arm.precision == "bf16"
     with tempfile.TemporaryDirectory() as out:
+        # Untimed: the same model, crops and precision for a few steps, so that the timed run
+        # starts with the CUDA context made, cudnn's kernels chosen for these shapes and the
+        # allocator's pool grown (the first arm once measured 1 step in 15 s without it).
+        warmup = replace(cfg, steps=WARMUP_STEPS, train_seconds=0, log_every=WARMUP_STEPS)
+        train(data, Path(out) / "warmup", model_config, warmup, device=device, bf16=bf16)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        windows = Windows()
         t0 = time.perf_counter()
         result = train(
-            data, Path(out), ModelConfig(N=arm.N, M=arm.M, Nh=arm.Nh), cfg,
-            log=windows.append, device=device, bf16=arm.precision == "bf16",
+            data, Path(out) / "run", model_config, cfg, reporter=windows, device=device,
+            bf16=bf16,
         )  # fmt: skip
         wall = time.perf_counter() - t0
-    steady = [w.steps_per_s for w in windows[1:-1]] or [result.steps_per_s]
+    steady = [w.steps_per_s for w in windows.seen[1:-1]] or [result.steps_per_s]
     rate = statistics.median(steady)
     row = {
         "arm": str(arm),

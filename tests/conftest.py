@@ -7,11 +7,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from typer.testing import CliRunner
 
 from aecompress.checkpoint import Checkpoint, export_checkpoint, save_checkpoint
+from aecompress.cli import app
 from aecompress.model import HyperpriorModel, ModelConfig
 
 TINY = ModelConfig(N=16, M=16, Nh=16, lambdas=(0.002, 0.02, 0.2), num_scales=64)
+# `aecompress train` options for a model and batches small enough for a few CPU steps.
+TINY_ARGS = ["--batch-size", "2", "--patch-size", "64", "--N", "8", "--M", "8", "--Nh", "8"]
+# The keys of the first version of state.pt.
+OLD_STATE_KEYS = {"model_config", "train_config", "model", "optimizer", "step", "python_rng",
+                  "torch_rng"}  # fmt: skip
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
@@ -25,6 +33,19 @@ def photo_like(height: int, width: int, seed: int = 0) -> np.ndarray:
         img[..., c] = 128 + 80 * np.sin(fx * xx + ph) * np.cos(fy * yy)
     img += rng.normal(0, 4, img.shape)
     return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def make_images(folder: Path, count=3, height=80, width=72, seed=0) -> Path:
+    """`count` PNG files of photo-like images in `folder` (made if missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.fromarray(photo_like(height, width, seed + i)).save(folder / f"{i}.png")
+    return folder
+
+
+def train_cli(*args):
+    """`aecompress train ARGS` in-process."""
+    return CliRunner().invoke(app, ["train", *map(str, args)])
 
 
 def make_tiny_checkpoint(seed: int = 0, model_id: str = "tiny-test") -> Checkpoint:

@@ -91,6 +91,7 @@ FEATURES_SINCE = {
 
 def _floors() -> dict[str, tuple[int, ...]]:
     import re
+
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]

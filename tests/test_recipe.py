@@ -22,7 +22,7 @@ from aecompress.recipe import (
     stratified_positions,
 )
 from aecompress.registry import ModelLibrary, default_model_path
-from aecompress.train import StepStats, rd_loss, train
+from aecompress.training.loop import Reporter, StepStats, rd_loss, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -188,8 +188,13 @@ def test_a_timed_run_stops_on_time_and_ends_at_the_final_rate(tmp_path):
         checkpoint_every=10**6, lr=1e-3, lr_final=1e-5,
     )  # fmt: skip
     lines: list[StepStats] = []
+
+    class Lines(Reporter):
+        def stats(self, stats: StepStats) -> None:
+            lines.append(stats)
+
     t0 = time.perf_counter()
-    result = train(images, tmp_path, ModelConfig(N=8, M=8, Nh=8), cfg, log=lines.append)
+    result = train(images, tmp_path, ModelConfig(N=8, M=8, Nh=8), cfg, reporter=Lines())
     wall = time.perf_counter() - t0
     assert 2.0 <= result.elapsed < 2.0 + 1.0 and wall < 2.0 + 5.0
     assert result.step == lines[-1].step > 10

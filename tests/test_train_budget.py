@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from aecompress.cli import app
 from aecompress.durations import Interval, format_duration, parse_duration, parse_interval
 from aecompress.recipe import learning_rate
-from aecompress.train import read_state
+from aecompress.training.state import read_state
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--N", "8", "--M", "8", "--Nh", "8", "--batch-size", "2", "--patch-size", "64"]

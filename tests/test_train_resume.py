@@ -10,9 +10,10 @@ from conftest import photo_like
 from PIL import Image
 from typer.testing import CliRunner
 
-import aecompress.train as train_module
+import aecompress.training.loop as loop_module
 from aecompress.checkpoint import load_checkpoint
 from aecompress.cli import app
+from aecompress.training.state import _cpu
 
 ARGS = ["--batch-size", "2", "--patch-size", "64", "--N", "8", "--M", "8", "--Nh", "8",
         "--warmup", "1", "--lr", "1e-2", "--lr-final", "1e-3"]  # fmt: skip
@@ -51,21 +52,21 @@ def test_stopped_and_resumed_run_equals_straight_run(tmp_path, data, monkeypatch
     straight = tmp_path / "straight"
     assert train_cli(data, "--out", straight, "--steps", 4, *ARGS).exit_code == 0
 
-    original = train_module.training_batch
+    original = loop_module.training_batch
 
     def ctrl_c_during_step_1(data, cfg, levels, step, gen):
         if step == 1:
             signal.raise_signal(signal.SIGINT)  # the loop finishes the step, saves, stops
         return original(data, cfg, levels, step, gen)
 
-    monkeypatch.setattr(train_module, "training_batch", ctrl_c_during_step_1)
+    monkeypatch.setattr(loop_module, "training_batch", ctrl_c_during_step_1)
     split = tmp_path / "split"
     r = train_cli(data, "--out", split, "--steps", 4, *ARGS)
     assert r.exit_code == 130, r.output
     assert "stopped at step 2" in r.stderr and "--resume" in r.stderr
     assert torch.load(split / "state.pt", weights_only=True)["step"] == 2
     assert not (split / "model.pt").exists()
-    monkeypatch.setattr(train_module, "training_batch", original)
+    monkeypatch.setattr(loop_module, "training_batch", original)
 
     r = train_cli(data, "--out", split, "--resume", split / "state.pt")
     assert r.exit_code == 0, r.output
@@ -113,12 +114,12 @@ def test_loaded_optimizer_state_takes_the_parameters_layout():
     loss = model(torch.rand(1, 3, 64, 64), torch.tensor([1.0])).bits_y.sum()
     loss.backward()
     opt.step()
-    saved = train_module._cpu(opt.state_dict())  # what state.pt holds: contiguous
+    saved = _cpu(opt.state_dict())  # what state.pt holds: contiguous
     conv = model.g_a[0].weight
     assert saved["state"][0]["exp_avg"].stride() != conv.stride()
     fresh = torch.optim.Adam(model.parameters())
     fresh.load_state_dict(saved)
-    train_module._match_layouts(fresh)
+    loop_module._match_layouts(fresh)
     assert len(fresh.state) > 10
     for p in (p for p in model.parameters() if p in opt.state):
         for k in ("exp_avg", "exp_avg_sq"):

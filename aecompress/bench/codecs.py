@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import UsageError
+from ..quality import QUALITY_MAX, QUALITY_MIN
 from . import peers
 from .results import CodecInfo, Skipped
 
@@ -130,8 +131,8 @@ def sweep_plan(
 def check_sweep(codec: str, values: Sequence[float]) -> None:
     """SweepError unless every value is one `codec` accepts."""
     if codec == AEC:
-        bad = [v for v in values if not 1 <= v <= 100]
-        what = "aec qualities must be from 1 to 100"
+        bad = [v for v in values if not QUALITY_MIN <= v <= QUALITY_MAX]
+        what = f"aec qualities must be from {QUALITY_MIN:g} to {QUALITY_MAX:g}"
     elif peers.get_peer(codec).sweep_unit == "ratio":
         bad = [v for v in values if v <= 1]
         what = f"{codec} ratios must be above 1"

@@ -22,6 +22,7 @@ from ..operations import (
     list_models,
     output_paths,
 )
+from ..quality import DEFAULT_QUALITY, QUALITY_MAX, QUALITY_MIN
 from ..registry import ModelLibrary
 from ..target import Target, parse_size
 from .common import (
@@ -59,8 +60,8 @@ def encode(
         typer.Option(
             "-q",
             "--quality",
-            min=1,
-            max=100,
+            min=QUALITY_MIN,
+            max=QUALITY_MAX,
             help="1 (smallest) to 100 (best); fractions allowed. [default: 75]",
         ),
     ] = None,
@@ -106,7 +107,7 @@ def encode(
             goal = Target("bpp", target_bpp)
         elif target_psnr is not None:
             goal = Target("psnr", target_psnr)
-        quality = 75.0 if quality is None else quality
+        quality = DEFAULT_QUALITY if quality is None else quality
         targets = output_paths(inputs, output, ".aec")
         codec = open_codec(device, model)
         protect = input_ids(inputs)

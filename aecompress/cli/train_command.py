@@ -182,7 +182,9 @@ def train(
         except ValueError as e:
             raise usage_error(f"{name}: {e}") from None
 
-    from ..train import ConsoleReporter, TrainOptions, run_training
+    from ..training.options import TrainOptions
+    from ..training.run import run_training
+    from .train_progress import ConsoleReporter
 
     # Options the user set (Typer vendors its own click: compare the source by name).
     given = {

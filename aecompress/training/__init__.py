@@ -1,0 +1,13 @@
+"""Rate–distortion training of the hyperprior model on your own images, one module per job:
+
+- `data`: finding and decoding the training images, packing them on the training device, and
+  each step's batch of crops and trade-off positions;
+- `state`: the run's state files, state.pt (resumable) and best.pt (weights), written and read;
+- `options`: what the `train` command is asked, checked and resolved into the run's plan;
+- `loop`: the training loop (loss, optimizer, schedule, periodic validation, saving), which
+  reports its progress through `loop.Reporter` only;
+- `run`: the `aecompress train` command as a plain function: the data loaded, the time budget
+  planned, the training call, the export and the choice of the weights shipped.
+
+The progress display is the command line's (`aecompress.cli.train_progress`).
+"""
