@@ -14,7 +14,7 @@ import torch
 
 from ..config import MODEL_FIELDS, RESUME_FREE_FIELDS, RUN_FIELDS, TrainConfig
 from ..errors import AecError, UsageError
-from ..model import ModelConfig
+from ..model import HyperpriorModel, ModelConfig
 from .state import MODEL_FILE, STATE_FILE, TrainingState, read_init, read_state
 
 
@@ -133,9 +133,10 @@ def _continue_run(
 
 
 def _check_options(opts: TrainOptions, out: Path) -> None:
-    if opts.config.patch_size % 64:
+    stride = HyperpriorModel.Z_STRIDE
+    if opts.config.patch_size % stride:
         raise TrainUsageError(
-            f"--patch-size must be a multiple of 64 (the model downsamples by 64), "
+            f"--patch-size must be a multiple of {stride} (the model downsamples by {stride}), "
             f"got {opts.config.patch_size}"
         )
     if opts.export_from is not None:
