@@ -17,21 +17,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..config import TrainConfig
 from ..errors import AecError
+from ..imageio import load_image
 from ..imagesets import find_images
 from ..recipe import stratified_positions
 
 
-def decode_image(path: Path, min_size: int) -> tuple[torch.Tensor | None, str]:
-    """3×H×W uint8, or None and why the image is skipped (unreadable, or a side below
-    `min_size`, the crop size)."""
+def read_training_image(path: Path, min_size: int) -> tuple[torch.Tensor | None, str]:
+    """3×H×W uint8, read as `encode` reads it, or None and why the image is skipped
+    (unreadable, or a side below `min_size`, the crop size)."""
     try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"))
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        arr = load_image(path).rgb
+    except AecError as e:
         return None, f"skipping {path}: {e}"
     if min(arr.shape[:2]) < min_size:
         return None, f"skipping {path}: smaller than the {min_size}px patch size"
@@ -45,7 +44,7 @@ def _decode_images(
     release the GIL): on a GPU machine loading is part of the time a run is budgeted."""
     workers = min(8, os.cpu_count() or 1, max(1, len(paths)))
     with ThreadPoolExecutor(workers) as pool:
-        decoded = list(pool.map(lambda p: decode_image(p, min_size), paths))
+        decoded = list(pool.map(lambda p: read_training_image(p, min_size), paths))
     images = []
     for image, why in decoded:
         if image is None:

@@ -30,7 +30,7 @@ from ..model import HyperpriorModel
 from ..modelcard import write_model_card
 from ..validate import ValidationResult, frozen_copy, load_valid_images, validate_checkpoint
 from ..validate import validate_model as _validate_model
-from .data import DataSource, ImageSet, decode_image, load_dataset
+from .data import DataSource, ImageSet, load_dataset, read_training_image
 from .loop import Reporter, TrainResult, append_log, build_model, timestamp, train
 from .options import RunPlan, TrainOptions, TrainUsageError, plan_run
 from .state import BEST_FILE, CARD_FILE, MODEL_FILE, TrainingState, model_from_weights, read_init
@@ -195,7 +195,7 @@ def _calibration_images(
     them, decoded one by one: an export needs these few only."""
     images: list[torch.Tensor] = []
     for path in find_images(roots, patterns=False):
-        image, why = decode_image(path, min_size)
+        image, why = read_training_image(path, min_size)
         if image is None:
             warn(why)
             continue
