@@ -11,7 +11,7 @@ from rich.text import Text
 
 from ..container import DEFAULT_MAX_PIXELS
 from ..device import resolve_device
-from ..errors import AecError
+from ..errors import AecError, UsageError
 from ..operations import (
     STDIO,
     CodecPool,
@@ -89,24 +89,8 @@ def encode(
 
     Use -q for a fixed quality, or one of the --target-* options to let aecompress search the
     quality that meets a file size, a bpp or a PSNR (the chosen quality is reported)."""
-    given = [o for o, v in (("--quality", quality), ("--target-size", target_size),
-                            ("--target-bpp", target_bpp), ("--target-psnr", target_psnr))
-             if v is not None]  # fmt: skip
-    if len(given) > 1:
-        err.print(f"error: {' and '.join(given)} cannot be used together")
-        raise typer.Exit(2)
-    goal = None
-    if target_size is not None:
-        try:
-            goal = Target("bytes", parse_size(target_size))
-        except AecError as e:
-            err.print(f"error: --target-size: {e}")
-            raise typer.Exit(2) from None
     with guard():
-        if target_bpp is not None:
-            goal = Target("bpp", target_bpp)
-        elif target_psnr is not None:
-            goal = Target("psnr", target_psnr)
+        goal = _goal(quality, target_size, target_bpp, target_psnr)
         quality = DEFAULT_QUALITY if quality is None else quality
         targets = output_paths(inputs, output, ".aec")
         codec = open_codec(device, model)
@@ -128,6 +112,27 @@ def encode(
             console.print(_encode_table(good))
     if failed:
         raise typer.Exit(1)
+
+
+def _goal(
+    quality: float | None, size: str | None, bpp: float | None, psnr: float | None
+) -> Target | None:
+    """The --target-* option given, if any; UsageError for two at once or a bad size."""
+    options = {"--quality": quality, "--target-size": size, "--target-bpp": bpp,
+               "--target-psnr": psnr}  # fmt: skip
+    given = [name for name, value in options.items() if value is not None]
+    if len(given) > 1:
+        raise UsageError(f"{' and '.join(given)} cannot be used together")
+    if size is not None:
+        try:
+            return Target("bytes", parse_size(size))
+        except AecError as e:
+            raise UsageError(f"--target-size: {e}") from None
+    if bpp is not None:
+        return Target("bpp", bpp)
+    if psnr is not None:
+        return Target("psnr", psnr)
+    return None
 
 
 def _encode_table(reports) -> Table:

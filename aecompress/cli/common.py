@@ -158,8 +158,3 @@ def run_batch(
     if failed and len(inputs) > 1:
         err.print(f"{failed} of {len(inputs)} inputs failed", soft_wrap=True)
     return reports, failed > 0
-
-
-def usage_error(message: str) -> typer.Exit:
-    fail(message)
-    return typer.Exit(2)

@@ -11,7 +11,8 @@ from rich.table import Table
 from .. import STARTED
 from ..config import ModelConfig, TrainConfig
 from ..durations import Interval, parse_duration, parse_interval
-from .common import DeviceOpt, err, guard, out, usage_error, warn
+from ..errors import UsageError
+from .common import DeviceOpt, err, guard, out, warn
 
 _TRAIN = TrainConfig()
 _MODEL = ModelConfig()
@@ -169,18 +170,8 @@ def train(
     import sys
     import time
 
-    try:
-        budget = 0.0 if time_budget is None else parse_duration(time_budget)
-        if time_budget is not None and budget <= 0:
-            raise ValueError("give a time above 0")
-    except ValueError as e:
-        raise usage_error(f"--time-budget: {e}") from None
-    intervals = {}
-    for name, text in (("--valid-every", valid_every), ("--checkpoint-every", checkpoint_every)):
-        try:
-            intervals[name] = parse_interval(text)
-        except ValueError as e:
-            raise usage_error(f"{name}: {e}") from None
+    with guard():
+        budget, check, valid_at = _times(time_budget, checkpoint_every, valid_every)
 
     from ..training.options import TrainOptions
     from ..training.run import run_training
@@ -210,7 +201,6 @@ def train(
     # Option name -> the config fields it sets.
     fields = {"n": ["N"], "m": ["M"], "nh": ["Nh"], "valid_every": ["valid_every", "valid_seconds"],
               "checkpoint_every": ["checkpoint_every", "checkpoint_seconds"]}  # fmt: skip
-    check, valid_at = intervals["--checkpoint-every"], intervals["--valid-every"]
     opts = TrainOptions(
         data=list(data or []),
         out_dir=out_dir,
@@ -248,3 +238,20 @@ def train(
         for f in report.validation.figures:
             table.add_row(f"{f.quality:g}", f"{f.bpp:.4f}", f"{f.psnr:.2f}")
         out.print(table)
+
+
+def _times(budget: str | None, checkpoint_every: str, valid_every: str):
+    """--time-budget in seconds (0: none) and the two intervals; UsageError when malformed."""
+    try:
+        seconds = 0.0 if budget is None else parse_duration(budget)
+        if budget is not None and seconds <= 0:
+            raise ValueError("give a time above 0")
+    except ValueError as e:
+        raise UsageError(f"--time-budget: {e}") from None
+    intervals = []
+    for name, text in (("--checkpoint-every", checkpoint_every), ("--valid-every", valid_every)):
+        try:
+            intervals.append(parse_interval(text))
+        except ValueError as e:
+            raise UsageError(f"{name}: {e}") from None
+    return seconds, *intervals
