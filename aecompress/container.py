@@ -164,7 +164,8 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Header, S
     _need(data, 5)
     if data[4] not in READABLE_VERSIONS:
         raise FormatError(
-            f"unsupported .aec format version {data[4]} (this build reads version {FORMAT_VERSION})"
+            f"unsupported .aec format version {data[4]} "
+            f"(this build reads version {', '.join(map(str, sorted(READABLE_VERSIONS)))})"
         )
     _need(data, 6)
     if data[5] != 0:
