@@ -28,7 +28,3 @@ class ColourMode(IntEnum):
     @property
     def has_palette(self) -> bool:
         return self in (ColourMode.P, ColourMode.PA)
-
-    @property
-    def pil_mode(self) -> str:
-        return self.name
