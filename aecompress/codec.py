@@ -165,8 +165,8 @@ class Codec:
         """Code an H×W×3 uint8 image at a quality from 1 to 100. reconstruct=False skips the
         synthesis transform (the result's rgb is then None): a caller that only needs the
         file, or times the encoder alone, does not pay for g_s."""
-        rgb = _check_rgb(rgb)
-        return self.encode_analysed(self.analyse(rgb), quality, rgb.shape[:2], reconstruct)
+        y_raw = self.analyse(rgb)  # checks rgb
+        return self.encode_analysed(y_raw, quality, np.shape(rgb)[:2], reconstruct)
 
     @torch.inference_mode()
     def encode_analysed(
