@@ -21,6 +21,9 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Learned image compression: encode images to .aec files and back.",
     context_settings={"help_option_names": ["-h", "--help"]},
+    # Plain help, as classic codec tools print it: defaults shown as "[default: 75]" (not read
+    # as Rich markup) and docstrings re-flowed to the terminal's width.
+    rich_markup_mode=None,
 )
 for command in (encode, decode, info, models, bench, train):
     app.command()(command)
@@ -36,7 +39,7 @@ def _version(value: bool) -> None:
 def _main(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+        typer.Option("-V", "--version", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
     """Learned image compression: encode images to .aec files and back."""

@@ -95,22 +95,22 @@ def encode(
         targets = output_paths(inputs, output, ".aec")
         codec = open_codec(device, model)
         protect = input_ids(inputs)
-        good, failed = run_batch(
+        batch = run_batch(
             inputs,
             targets,
             lambda s, t: encode_one(codec, s, t, quality, force, protect, goal),
             fail_fast,
         )
-        for r in good:
+        for r in batch.reports:
             for w in r.warnings:
                 warn(f"{r.input}: {w}")
         # With the .aec data on stdout, the report must go to stderr.
         console = err if STDIO in targets else out
         if as_json:
-            console.print_json(json.dumps([r.to_dict() for r in good]))
-        elif good:
-            console.print(_encode_table(good))
-    if failed:
+            console.print_json(json.dumps([r.to_dict() for r in batch.reports]))
+        elif batch.reports:
+            console.print(_encode_table(batch.reports))
+    if batch.failed:
         raise typer.Exit(1)
 
 
@@ -178,20 +178,20 @@ def decode(
         library.check()
         codecs = CodecPool(library, resolve_device(device), on_load=announce)
         protect = input_ids(inputs)
-        good, failed = run_batch(
+        batch = run_batch(
             inputs,
             targets,
             lambda s, t: decode_one(codecs, s, t, force, max_pixels, protect),
             fail_fast,
         )
         if STDIO not in targets:
-            for r in good:
+            for r in batch.reports:
                 out.print(
                     f"{r.input} -> {r.output}  {r.width}x{r.height} {r.mode}  "
                     f"{r.output_bytes:,} B  {r.seconds:.2f} s",
                     soft_wrap=True,
                 )
-    if failed:
+    if batch.failed:
         raise typer.Exit(1)
 
 
@@ -206,11 +206,11 @@ def info(
     with guard():
         library = ModelLibrary(models or [])
         library.check()
-        good, failed = run_batch(files, files, lambda s, _t: info_one(s, max_pixels, library))
+        batch = run_batch(files, files, lambda s, _t: info_one(s, max_pixels, library))
         if as_json:
-            out.print_json(json.dumps([r.to_dict() for r in good]))
+            out.print_json(json.dumps([r.to_dict() for r in batch.reports]))
         else:
-            for r in good:
+            for r in batch.reports:
                 out.print(
                     f"{r.file}: .aec v{r.format_version}, model {r.model_id} ({r.fingerprint}), "
                     f"{r.width}x{r.height} {r.mode}, quality {r.quality:g}, "
@@ -220,7 +220,7 @@ def info(
                     + (f"model file {r.model_file}" if r.model_file else "model not available"),
                     soft_wrap=True,
                 )
-    if failed:
+    if batch.failed:
         raise typer.Exit(1)
 
 

@@ -2,24 +2,33 @@
 
 Results go to stdout; progress, the device used and warnings go to stderr, one line each.
 Exit codes: 0 success, 1 failure (any input failed), 2 usage error, 130 interrupted (Ctrl-C).
+
+This module and the command modules import nothing heavy (torch, numpy, Pillow, the codec) at
+the top: `--help`, `--version`, `info`, `models` and every argument check run without them
+(tests/test_startup.py). Commands import the library inside their bodies, after the checks.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from ..checkpoint import load_checkpoint
-from ..codec import Codec
-from ..device import DEVICE_CHOICES, describe, resolve_device
+from ..device import DEVICE_CHOICES, check_device_name
 from ..errors import AecError, UsageError
-from ..operations import STDIO
-from ..registry import MODEL_ENV, MODELS_DIR_ENV, ModelLibrary
+from ..registry import MODEL_ENV, MODELS_DIR_ENV
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from ..codec import Codec
+
+STDIO = "-"  # the file name that means standard input or output
 
 
 def make_console(stderr: bool) -> Console:
@@ -34,17 +43,57 @@ def make_console(stderr: bool) -> Console:
 out = make_console(stderr=False)
 err = make_console(stderr=True)
 
+
+@dataclass
+class Verbosity:
+    """How much a command prints besides its results: --quiet (errors only) or -v/--verbose."""
+
+    quiet: bool = False
+    verbose: bool = False
+
+
+verbosity = Verbosity()
+
+
+def set_verbosity(quiet: bool, verbose: bool) -> None:
+    """Called first by each command (inside `guard`) with its --quiet and --verbose flags."""
+    if quiet and verbose:
+        raise UsageError("--quiet and --verbose cannot be used together")
+    verbosity.quiet, verbosity.verbose = quiet, verbose
+
+
+QuietOpt = Annotated[
+    bool,
+    typer.Option("--quiet", help="Print nothing but errors: no report, progress or warnings."),
+]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option("-v", "--verbose", help="Also print where each model file was found and "
+                 "each input as it is done."),
+]  # fmt: skip
+
+
+def _check_device(name: str) -> str:
+    try:
+        return check_device_name(name)
+    except UsageError as e:
+        raise typer.BadParameter(str(e)) from None  # exit 2, before anything is loaded
+
+
 DeviceOpt = Annotated[
     str,
     typer.Option(
         "--device",
-        help=f"Where to run the networks: {' | '.join(DEVICE_CHOICES)} (auto = CUDA if present).",
+        metavar="DEVICE",
+        callback=_check_device,
+        help=f"Where to run the networks: {', '.join(DEVICE_CHOICES)} (auto: CUDA if present).",
     ),
 ]
 ModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model",
+        metavar="MODEL",
         help=f"Model to encode with: a checkpoint file, or the id or fingerprint of a model "
         f"listed by `aecompress models` (default: ${MODEL_ENV}, else the shipped default).",
         show_default=False,
@@ -54,6 +103,7 @@ DecodeModelsOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--model",
+        metavar="FILE",
         help=f"A model file to look in besides the shipped models and ${MODELS_DIR_ENV} "
         "(repeatable). Each file is decoded with the model it names.",
         show_default=False,
@@ -66,7 +116,9 @@ FailFastOpt = Annotated[
 ]
 MaxPixelsOpt = Annotated[
     int,
-    typer.Option("--max-pixels", min=1, help="Refuse .aec files declaring more pixels than this."),
+    typer.Option(
+        "--max-pixels", min=1, metavar="N", help="Refuse .aec files declaring more pixels."
+    ),
 ]
 
 
@@ -79,7 +131,55 @@ def fail(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    err.print(Text.assemble(("warning:", "yellow"), " ", one_line(message)), soft_wrap=True)
+    if not verbosity.quiet:
+        err.print(Text.assemble(("warning:", "yellow"), " ", one_line(message)), soft_wrap=True)
+
+
+def note(message: str) -> None:
+    """A line on stderr about what is happening (the model, the device, a summary); not with
+    --quiet."""
+    if not verbosity.quiet:
+        err.print(message, soft_wrap=True)
+
+
+def detail(message: str) -> None:
+    """A line on stderr printed only with --verbose."""
+    if verbosity.verbose:
+        err.print(message, soft_wrap=True)
+
+
+def show_progress() -> bool:
+    """Whether to draw progress bars: on a terminal only, and not with --quiet."""
+    return err.is_terminal and not verbosity.quiet
+
+
+@contextlib.contextmanager
+def progress_bar(transient: bool = True) -> Iterator[Progress | None]:
+    """A rich Progress on stderr, or None where no bar is drawn (not a terminal, --quiet).
+
+    Callers add their own tasks; transient bars vanish when done, leaving the report."""
+    if not show_progress():
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=transient,
+    ) as bar:
+        yield bar
 
 
 def describe_failure(source: str, exc: BaseException) -> str:
@@ -114,47 +214,75 @@ def guard() -> Iterator[None]:
 
 
 def announce(codec: Codec) -> None:
+    from ..device import describe
+
     ckpt = codec.checkpoint
-    err.print(
-        f"model {ckpt.model_id} ({ckpt.fingerprint.hex()}) on {describe(codec.device)}",
-        soft_wrap=True,
-    )
+    note(f"model {ckpt.model_id} ({ckpt.fingerprint.hex()}) on {describe(codec.device)}")
 
 
 def open_codec(device: str, model: str | None) -> Codec:
     """The codec `encode` uses: --model, else $AECOMPRESS_MODEL, else the shipped default."""
+    from ..checkpoint import load_checkpoint
+    from ..codec import Codec
+    from ..device import resolve_device
+    from ..registry import ModelLibrary
+
     dev = resolve_device(device)
-    codec = Codec(load_checkpoint(ModelLibrary().encoder_model(model)), dev)
+    path = ModelLibrary().encoder_model(model)
+    detail(f"model file {path}")
+    codec = Codec(load_checkpoint(path), dev)
     announce(codec)
     return codec
 
 
+@dataclass
+class Failure:
+    """An input that failed, and the one-line message printed for it."""
+
+    input: str
+    error: str
+
+    def to_dict(self) -> dict:
+        return {"input": self.input, "error": self.error}
+
+
+@dataclass
+class BatchResult:
+    reports: list  # of the inputs that worked, in input order
+    failures: list[Failure]
+    not_processed: list[str]  # inputs left after --fail-fast stopped the batch
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
+
+
 def run_batch(
     inputs: list[str], targets: list[str], job: Callable, fail_fast: bool = False
-) -> tuple[list, bool]:
+) -> BatchResult:
     """Run job(source, target) for each input; report failures by name.
 
-    Keeps going after a failure unless fail_fast. Returns (reports of the inputs that worked,
-    whether any failed). Ctrl-C propagates (to guard); any other error only fails its input.
+    Keeps going after a failure unless fail_fast. Ctrl-C propagates (to guard); any other error
+    only fails its input.
     """
-    reports, failed = [], 0
+    result = BatchResult([], [], [])
     for i, (source, target) in enumerate(zip(inputs, targets, strict=True)):
         try:
-            reports.append(job(source, target))
+            result.reports.append(job(source, target))
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except BaseException as e:  # noqa: B036 -- Rust panics (pyo3) derive from BaseException
-            failed += 1
-            fail(describe_failure(source, e))
+            message = describe_failure(source, e)
+            result.failures.append(Failure(source, message))
+            fail(message)
             if fail_fast:
-                left = len(inputs) - i - 1
-                if left:
-                    err.print(
-                        f"stopped at the first failure (--fail-fast): {left} of {len(inputs)} "
-                        "inputs not processed",
-                        soft_wrap=True,
+                result.not_processed = inputs[i + 1 :]
+                if result.not_processed:
+                    note(
+                        f"stopped at the first failure (--fail-fast): "
+                        f"{len(result.not_processed)} of {len(inputs)} inputs not processed"
                     )
-                return reports, True
-    if failed and len(inputs) > 1:
-        err.print(f"{failed} of {len(inputs)} inputs failed", soft_wrap=True)
-    return reports, failed > 0
+                return result
+    if result.failures and len(inputs) > 1:
+        note(f"{len(result.failures)} of {len(inputs)} inputs failed")
+    return result
