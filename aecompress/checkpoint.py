@@ -7,7 +7,6 @@ everything that influences decoding, so a file names the exact weights that deco
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,10 +17,15 @@ from .fileio import write_atomic
 from .intnet import IntegerScaleNetwork
 from .intnet import export as export_scale_network
 from .model import HyperpriorModel, ModelConfig
+from .modelfile import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    FINGERPRINT_GROUPS,
+    CheckpointIdentity,
+    TensorBytes,
+    fingerprint,
+)
 from .tables import PmfTables, factorized_tables, gaussian_tables, scale_table
-
-CHECKPOINT_FORMAT = "aecompress-checkpoint"
-CHECKPOINT_VERSION = 1
 
 
 @dataclass
@@ -88,31 +92,21 @@ def _payload(ckpt: Checkpoint) -> dict:
 
 
 def _fingerprint(payload: dict) -> bytes:
-    """SHA-256 (first 8 bytes) of the config, weights and tables in a canonical order."""
-    h = hashlib.sha256()
-    h.update(payload["model_id"].encode())
-    h.update(repr(sorted(payload["config"].items())).encode())
-    for group in ("weights", "z_tables", "y_tables", "scale_network"):
-        for name in sorted(payload[group]):
-            t = payload[group][name].contiguous()
-            h.update(f"{group}/{name}/{t.dtype}/{tuple(t.shape)}".encode())
-            h.update(t.numpy().tobytes())
-    return h.digest()[:8]
+    """`modelfile.fingerprint` of the payload's tensors (which reads files without torch)."""
+    groups = {
+        group: {
+            name: TensorBytes(str(t.dtype), tuple(t.shape), t.contiguous().numpy().tobytes())
+            for name, t in payload[group].items()
+        }
+        for group in FINGERPRINT_GROUPS
+    }
+    return fingerprint(payload["model_id"], payload["config"], groups)
 
 
 def save_checkpoint(ckpt: Checkpoint, path: Path) -> None:
     """Write the model file atomically, replacing `path` if it exists."""
     payload = _payload(ckpt)
     write_atomic(Path(path), lambda f: torch.save(payload, f), force=True)
-
-
-@dataclass(frozen=True)
-class CheckpointIdentity:
-    """What a checkpoint file says about itself, read without building the model."""
-
-    model_id: str
-    fingerprint: bytes  # 8 bytes, as every .aec file it writes names it
-    provenance: dict[str, str]
 
 
 def read_torch_file(path: Path, what: str, error: type[Exception] = CheckpointError) -> dict:
@@ -136,6 +130,11 @@ def read_torch_file(path: Path, what: str, error: type[Exception] = CheckpointEr
 def _read_payload(path: Path) -> dict:
     payload = read_torch_file(path, "aecompress model file")
     if payload.get("format") != CHECKPOINT_FORMAT:
+        if "model_config" in payload and "model" in payload:  # training.state's state/best.pt
+            raise CheckpointError(
+                f"{path}: a training state, not a model file; use the run's model.pt, or "
+                f"export one with `aecompress train --export-from {path.parent / 'state.pt'}`"
+            )
         raise CheckpointError(f"{path}: not an aecompress model file")
     if payload.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(
@@ -145,8 +144,9 @@ def _read_payload(path: Path) -> dict:
     return payload
 
 
-def read_identity(path: Path) -> CheckpointIdentity:
-    """Model id, fingerprint and provenance of a checkpoint file (no network is built)."""
+def read_identity_with_torch(path: Path) -> CheckpointIdentity:
+    """Model id, fingerprint and provenance of a checkpoint file (no network is built); the
+    slow path of `modelfile.read_identity`, which also words its errors."""
     payload = _read_payload(path)
     try:
         return CheckpointIdentity(

@@ -18,6 +18,7 @@ not change.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -114,6 +115,16 @@ class Codec:
         self.model = model.to(self.device, memory_format=self.memory_format)
         self.z_coder = TableCoder(checkpoint.z_tables)
         self.y_coder = TableCoder(checkpoint.y_tables)
+        # progress(stage, done, total), stage one of "analysis", "coding", "synthesis": set by
+        # a caller that draws progress bars; tiled transforms report each tile.
+        self.progress: Callable[[str, int, int], None] | None = None
+
+    def _report(self, stage: str, done: int, total: int = 1) -> None:
+        if self.progress is not None:
+            self.progress(stage, done, total)
+
+    def _tile_reporter(self, stage: str) -> Callable[[int, int], None]:
+        return lambda done, total: self._report(stage, done, total)
 
     # ----- shared pieces ----------------------------------------------------------------------
     @staticmethod
@@ -138,9 +149,17 @@ class Codec:
         """model.synthesis (gained y_hat → float reconstruction), with g_s tiled for large
         images; the inverse gain is applied to the whole latent first, exactly as untiled."""
         stride = self.model.Y_STRIDE
+        self._report("synthesis", 0)
         if not self.uses_tiles(stride * y_hat.shape[-2], stride * y_hat.shape[-1]):
-            return self.model.synthesis(y_hat, quality)
-        return tiled(self.model.g_s, self.model.remove_gain(y_hat, quality), self.tile_core)
+            x_hat = self.model.synthesis(y_hat, quality)
+            self._report("synthesis", 1)
+            return x_hat
+        return tiled(
+            self.model.g_s,
+            self.model.remove_gain(y_hat, quality),
+            self.tile_core,
+            on_tile=self._tile_reporter("synthesis"),
+        )
 
     def _reconstruct(self, sym: torch.Tensor, mu: torch.Tensor, quality: float, h: int, w: int):
         y_hat = sym.to(self.device, torch.float32) + mu
@@ -156,9 +175,12 @@ class Codec:
         x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).unsqueeze(0)
         x = x.to(self.device, torch.float32).div(255)
         x = pad_to_multiple(x).contiguous(memory_format=self.memory_format)
+        self._report("analysis", 0)
         if self.uses_tiles(*x.shape[-2:]):
-            return tiled(self.model.g_a, x, self.tile_core)
-        return self.model.g_a(x)
+            return tiled(self.model.g_a, x, self.tile_core, on_tile=self._tile_reporter("analysis"))
+        y = self.model.g_a(x)
+        self._report("analysis", 1)
+        return y
 
     @torch.inference_mode()
     def encode(self, rgb: np.ndarray, quality: float, reconstruct: bool = True) -> EncodedLatents:
@@ -180,16 +202,20 @@ class Codec:
         qualities repeats, with reconstruct=False while only file sizes matter."""
         centi = quality_to_centi(quality)
         q = centi / 100
+        self._report("coding", 0)
         y = self.model.apply_gain(y_raw, q)  # 1×M×H/16×W/16, gained
         z_hat = torch.round(self.model.h_a(y)).to("cpu", torch.int64)  # 1×Nh×H/64×W/64
         mu, indexes = self._prior(z_hat)
         sym = torch.round(y - mu).to("cpu", torch.int64)  # residuals, coded exactly
         z_ids = self._z_ids(tuple(z_hat.shape))
+        z_bytes = self.z_coder.encode(z_hat.numpy(), z_ids)
+        y_bytes = self.y_coder.encode(sym.numpy(), indexes)
+        self._report("coding", 1)
         rgb = self._reconstruct(sym, mu, q, *size) if reconstruct else None
         return EncodedLatents(
             quality_centi=centi,
-            z=self.z_coder.encode(z_hat.numpy(), z_ids),
-            y=self.y_coder.encode(sym.numpy(), indexes),
+            z=z_bytes,
+            y=y_bytes,
             rgb=rgb,
             bits_z_estimate=self.z_coder.estimate_bits(z_hat.numpy(), z_ids),
             bits_y_estimate=self.y_coder.estimate_bits(sym.numpy(), indexes),
@@ -213,6 +239,7 @@ class Codec:
         integer tables, never on the device or float rounding.
         """
         self.check_model(header)
+        self._report("coding", 0)
         hz = -(-header.height // PAD_MULTIPLE)
         wz = -(-header.width // PAD_MULTIPLE)
         nh = self.checkpoint.config.Nh
@@ -220,6 +247,7 @@ class Codec:
         z_hat = torch.from_numpy(self.z_coder.decode(streams.z, z_ids))
         mu, indexes = self._prior(z_hat)
         residuals = torch.from_numpy(self.y_coder.decode(streams.y, indexes))
+        self._report("coding", 1)
         return Symbols(z_hat, residuals, mu)
 
     @torch.inference_mode()

@@ -20,7 +20,6 @@ import io
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,6 +28,7 @@ from PIL import Image
 from . import container
 from .container import Header, Streams
 from .errors import FormatError, ImageError
+from .imageformats import DEFAULT_IMAGE_QUALITY, LOSSY_FORMATS
 from .imageio import SourceImage, icc_fits, reason
 from .modes import ColourMode
 from .palette import check_palette, image_palette, nearest_palette_indices, palette_lookup
@@ -38,21 +38,6 @@ if TYPE_CHECKING:  # the file layer itself needs no torch
 
     from .codec import Codec
 
-_FORMATS_BY_EXTENSION = {
-    ".png": "PNG",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".jpe": "JPEG",
-    ".jfif": "JPEG",
-    ".webp": "WEBP",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".bmp": "BMP",
-    ".gif": "GIF",
-    ".ppm": "PPM",
-    ".pgm": "PPM",
-    ".pnm": "PPM",
-}
 
 # Formats whose Pillow writer accepts an ``icc_profile`` argument.
 _ICC_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF"}
@@ -152,13 +137,18 @@ def decode_image(
 
 
 def decode_to_image_file(
-    codec: Codec, data: bytes, fmt: str, max_pixels: int = container.DEFAULT_MAX_PIXELS
+    codec: Codec,
+    data: bytes,
+    fmt: str,
+    max_pixels: int = container.DEFAULT_MAX_PIXELS,
+    quality: int | None = None,
 ) -> tuple[DecodedImage, bytes]:
     """What `aecompress decode` writes: the file decoded, restored to its original kind and
-    saved in the Pillow format `fmt` (with its ICC profile where the format holds one)."""
+    saved in the Pillow format `fmt` (with its ICC profile where the format holds one, at
+    `quality` where it is lossy)."""
     decoded = decode_image(codec, data, max_pixels)
     image = restore_image(decoded.rgb, decoded.header.mode, decoded.alpha, decoded.palette)
-    return decoded, save_image(image, fmt, decoded.icc)
+    return decoded, save_image(image, fmt, decoded.icc, quality)
 
 
 def gray_if_needed(rgb: np.ndarray, mode: ColourMode) -> np.ndarray:
@@ -240,17 +230,6 @@ def restore_image(
 # Saving
 
 
-def image_format_for(path: Path | str) -> str:
-    """The Pillow format name to write for an output path, chosen by its extension."""
-    suffix = Path(path).suffix.lower()
-    try:
-        return _FORMATS_BY_EXTENSION[suffix]
-    except KeyError:
-        known = ", ".join(sorted(_FORMATS_BY_EXTENSION))
-        what = f"extension '{suffix}'" if suffix else "no extension"
-        raise ImageError(f"{path}: unknown image {what} (use one of {known})") from None
-
-
 def _pa_as_p_with_transparency(image: Image.Image) -> Image.Image | None:
     """A PA image as P plus a per-index alpha table, if each used index has one alpha value."""
     indices = np.asarray(image.getchannel(0), dtype=np.uint8).reshape(-1)
@@ -296,14 +275,17 @@ def _candidates(image: Image.Image, fmt: str) -> list[Callable[[], Image.Image]]
     return result
 
 
-def save_image(image: Image.Image, fmt: str | None, icc: bytes | None) -> bytes:
+def save_image(
+    image: Image.Image, fmt: str | None, icc: bytes | None, quality: int | None = None
+) -> bytes:
     """Encode `image` into the bytes of an image file of Pillow format `fmt` (PNG if None).
 
     When the format cannot hold the image's mode, the next most faithful mode it can hold is
     used (e.g. PA becomes P with tRNS or RGBA for PNG, RGBA and LA lose alpha in JPEG). The ICC
     profile is embedded where the format supports it (PNG, JPEG, WEBP, TIFF) unless it is for a
-    colour space other than RGB or GRAY. JPEG is written at
-    quality 95 and WebP losslessly, so the file holds the decoded pixels as closely as possible.
+    colour space other than RGB or GRAY. JPEG and AVIF are written at `quality` (default 95)
+    and WebP losslessly unless a `quality` is given, so that by default the file holds the
+    decoded pixels as closely as possible.
     """
     fmt = (fmt or "PNG").upper()
     last_error: Exception | None = None
@@ -316,8 +298,10 @@ def save_image(image: Image.Image, fmt: str | None, icc: bytes | None) -> bytes:
         params: dict[str, object] = {}
         if icc and fmt in _ICC_FORMATS and icc_fits(icc):
             params["icc_profile"] = icc
-        if fmt == "JPEG":
-            params["quality"] = 95
+        if fmt in LOSSY_FORMATS:
+            params["quality"] = DEFAULT_IMAGE_QUALITY if quality is None else quality
+        elif fmt == "WEBP" and quality is not None:
+            params["quality"] = quality
         elif fmt == "WEBP":
             params["lossless"] = True
             params["exact"] = True  # keep RGB under fully transparent pixels

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .checkpoint import Checkpoint
 from .fileio import write_atomic
+
+if TYPE_CHECKING:
+    from .checkpoint import Checkpoint
 
 
 def _json(provenance: dict[str, str], key: str):

@@ -136,8 +136,8 @@ def _index_entry(folder: Path, e: dict) -> ModelFile:
 
 
 def identify(path: Path, source: str) -> ModelFile:
-    """Open a model file to read its id and fingerprint (imports torch)."""
-    from .checkpoint import read_identity
+    """Open a model file to read its id and fingerprint."""
+    from .modelfile import read_identity
 
     ident = read_identity(path)
     return ModelFile(Path(path), ident.model_id, ident.fingerprint.hex(), source)

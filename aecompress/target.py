@@ -7,19 +7,26 @@ candidate starts from its output (Codec.analyse), and size targets skip g_s enti
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from .codec import Codec
 from .errors import AecError, UsageError
-from .imagefile import EncodedImage, encode_image
-from .imageio import SourceImage
-from .metrics import psnr
 from .quality import QUALITY_CENTI_MAX, QUALITY_CENTI_MIN
 
-_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(b|kb|kib|mb|mib)?\s*$", re.IGNORECASE)
-_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2}
+if TYPE_CHECKING:  # the search imports the codec; parsing a target needs none of it
+    from .codec import Codec
+    from .imagefile import EncodedImage
+    from .imageio import SourceImage
+
+# Sizes: a number and an optional unit; k/K/KB = 1000 bytes, Ki/KiB = 1024 (M likewise).
+_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-z]*)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024,
+          "m": 1000**2, "mb": 1000**2, "mi": 1024**2, "mib": 1024**2}  # fmt: skip
+
+# Trials of the bisection over the hundredths of quality: both ends, then halving the range.
+MAX_TRIALS = 2 + math.ceil(math.log2(QUALITY_CENTI_MAX - QUALITY_CENTI_MIN))
 
 
 class TargetError(AecError):
@@ -41,11 +48,16 @@ class Target:
 
 
 def parse_size(text: str) -> int:
-    """'60KB' → 60000, '1.5MiB' → 1572864, '900' → 900 bytes (KB = 1000, KiB = 1024)."""
+    """'60KB' or '60k' → 60000, '1.5MiB' → 1572864, '900' → 900 bytes (k = KB = 1000,
+    Ki = KiB = 1024; M likewise)."""
     m = _SIZE.match(text)
-    if not m:
-        raise SizeSyntaxError(f"cannot read the size {text!r} (examples: 60KB, 1.5MB, 900)")
-    return int(float(m.group(1)) * _UNITS[(m.group(2) or "b").lower()])
+    unit = m.group(2).lower() if m else None
+    if not m or unit not in _UNITS:
+        raise SizeSyntaxError(
+            f"cannot read the size {text!r} (examples: 900, 60k, 60KB, 30KiB, 1.5MB; "
+            "k and KB are 1000 bytes, KiB 1024)"
+        )
+    return int(float(m.group(1)) * _UNITS[unit])
 
 
 @dataclass
@@ -56,16 +68,33 @@ class TargetResult:
 
 
 def encode_to_target(codec: Codec, image: SourceImage, target: Target) -> TargetResult:
-    """Largest quality whose file fits a size/bpp target, or smallest whose PSNR meets it."""
+    """Largest quality whose file fits a size/bpp target, or smallest whose PSNR meets it.
+
+    With codec.progress set, g_a reports as usual, then the search ("search", trial,
+    MAX_TRIALS) once per trial."""
+    report = codec.progress
+    try:
+        return _search(codec, image, target)
+    finally:
+        codec.progress = report
+
+
+def _search(codec: Codec, image: SourceImage, target: Target) -> TargetResult:
+    from .imagefile import encode_image
+    from .metrics import psnr
+
     y_raw = codec.analyse(image.rgb)
     pixels = image.width * image.height
     trials = 0
+    report, codec.progress = codec.progress, None  # trials report as a whole, not by stage
 
     def meets(centi: int) -> tuple[bool, EncodedImage]:
         nonlocal trials
         trials += 1
         need_rgb = target.kind == "psnr"
         enc = encode_image(codec, image, centi / 100, reconstruct=need_rgb, analysed=y_raw)
+        if report is not None:
+            report("search", trials, MAX_TRIALS)
         if target.kind == "bytes":
             return len(enc.data) <= target.value, enc
         if target.kind == "bpp":
@@ -107,5 +136,7 @@ def _last_true(pred, lo: int, hi: int) -> int:
 
 
 def _finish(codec: Codec, image: SourceImage, y_raw, centi: int, trials: int) -> TargetResult:
+    from .imagefile import encode_image
+
     encoded = encode_image(codec, image, centi / 100, analysed=y_raw)
     return TargetResult(encoded, centi / 100, trials)

@@ -23,6 +23,7 @@ of 2 latent samples (32 pixels) covers both.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -145,6 +146,7 @@ def tiled(
     core: int | tuple[int, int],
     halo: int | tuple[int, int] | None = None,
     reach: tuple[Reach, Reach] | None = None,
+    on_tile: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """module(x) computed tile by tile. x: B×C×H×W.
 
@@ -152,6 +154,7 @@ def tiled(
     halo: coarse units of overlap each side; by default the receptive field's (`Reach.halo`).
     reach: the module's geometry; by default `receptive_field(module)`.
     H and W must be multiples of the coarse unit on the input side (16 for g_a).
+    on_tile(done, total) is called after each tile (for progress bars).
     """
     reach = reach or receptive_field(module)
     cores = _pair(core)
@@ -169,6 +172,7 @@ def tiled(
     channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
     fmt = torch.channels_last if channels_last and not x.is_contiguous() else None
     out = None
+    done = 0
     for r0, r1 in rows:
         t0, t1 = max(0, r0 - halos[0]), min(lengths[0], r1 + halos[0])
         for c0, c1 in cols:
@@ -193,4 +197,7 @@ def tiled(
                 ..., (r0 - t0) * co[0] : (r1 - t0) * co[0], (c0 - u0) * co[1] : (c1 - u0) * co[1]
             ]
             del y, tile
+            done += 1
+            if on_tile is not None:
+                on_tile(done, len(rows) * len(cols))
     return out

@@ -56,7 +56,7 @@ def test_json_report_matches_the_file(run, tmp_path):
     src = save(tmp_path / "b.png", rgb(64, 64, 1))
     r = run("encode", src, "-o", tmp_path / "b.aec", "-q", "42.5", "--json")
     assert r.exit_code == 0, r.output
-    rep = json.loads(r.stdout)[0]
+    rep = json.loads(r.stdout)["results"][0]
     size = (tmp_path / "b.aec").stat().st_size
     assert rep["output_bytes"] == size
     assert rep["bpp"] == pytest.approx(size * 8 / (64 * 64))
@@ -143,7 +143,7 @@ def test_several_inputs_into_a_directory(run, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["one.aec", "two.aec"]
     r = run("decode", out / "one.aec", out / "two.aec", "-o", out)
     assert r.exit_code == 0, r.output
-    assert (out / "one.png").exists() and (out / "two.png").exists()
+    assert (out / "one.aec.png").exists() and (out / "two.aec.png").exists()
 
 
 def test_stdin_to_stdout(run, tmp_path):
@@ -163,7 +163,7 @@ def test_info(run, tmp_path):
     run("encode", src, "-o", tmp_path / "n.aec", "-q", "33")
     r = run("info", tmp_path / "n.aec", "--json")
     assert r.exit_code == 0, r.output
-    rep = json.loads(r.stdout)[0]
+    rep = json.loads(r.stdout)["results"][0]
     assert rep["model_id"] == "tiny-test" and rep["quality"] == 33
     assert rep["width"] == 40 and rep["height"] == 48 and rep["mode"] == "RGB"
     assert rep["file_bytes"] == (tmp_path / "n.aec").stat().st_size
@@ -180,7 +180,7 @@ def test_info_reports_the_version_byte_of_the_file(run, tmp_path, monkeypatch):
     monkeypatch.setattr(container, "READABLE_VERSIONS", frozenset({1, 2}), raising=False)
     r = run("info", tmp_path / "v.aec", "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)[0]["format_version"] == 1
+    assert json.loads(r.stdout)["results"][0]["format_version"] == 1
     assert ": .aec v1," in run("info", tmp_path / "v.aec").stdout
 
 
@@ -248,7 +248,7 @@ def test_unknown_output_format(run, tmp_path):
     src = save(tmp_path / "u.png", rgb())
     run("encode", src, "-o", tmp_path / "u.aec")
     r = run("decode", tmp_path / "u.aec", "-o", tmp_path / "u.xyz")
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     assert "xyz" in r.stderr
 
 

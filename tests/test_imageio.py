@@ -16,10 +16,10 @@ from aecompress.errors import FormatError, ImageError
 from aecompress.imagefile import (
     alpha_from_bytes,
     alpha_to_bytes,
-    image_format_for,
     restore_image,
     save_image,
 )
+from aecompress.imageformats import image_format_for
 from aecompress.imageio import SourceImage, load_image
 from aecompress.modes import ColourMode
 from aecompress.palette import nearest_palette_indices

@@ -91,7 +91,7 @@ def test_one_decode_call_restores_files_of_several_models(run, written, models, 
     assert r.exit_code == 0, r.output
     truth = {"x": models["tiny-a"], "y": models["tiny-b"], "z": read_index().default_model().path}
     for name, aec in written.items():
-        decoded = np.asarray(Image.open(out / f"{name}.png").convert("RGB"))
+        decoded = np.asarray(Image.open(out / f"{name}.aec.png").convert("RGB"))
         assert np.array_equal(decoded, expected_pixels(aec, truth[name])), name
     # Each model is loaded once, when a file first names it.
     assert r.stderr.count("model tiny-a") == 1 and r.stderr.count("model tiny-b") == 1
@@ -110,7 +110,7 @@ def test_a_file_whose_model_is_absent_is_refused_in_one_line(run, written, model
         assert f"encoded with model {header.model_id} ({header.fingerprint.hex()})" in line
         assert "not available" in line and f"${MODELS_DIR_ENV} (unset)" in line
     assert "2 of 3 inputs failed" in r.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["z.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["z.aec.png"]
     # Pointing at the model file is enough.
     r = run("decode", written["x"], "-o", out / "x.png", "--model", models["tiny-a"])
     assert r.exit_code == 0, r.output
@@ -120,7 +120,7 @@ def test_info_names_the_model_file_or_its_absence(run, written, models):
     env = {MODELS_DIR_ENV: str(models["tiny-a"].parent), MODEL_ENV: None}
     r = run("info", *written.values(), "--json", env=env)
     assert r.exit_code == 0, r.output
-    reports = json.loads(r.stdout)
+    reports = json.loads(r.stdout)["results"]
     assert [Path(rep["model_file"]).name for rep in reports[:2]] == ["tiny-a.pt", "tiny-b.pt"]
     assert reports[2]["model_file"] == str(read_index().default_model().path)
     r = run("info", written["x"], env={MODELS_DIR_ENV: None})
@@ -191,5 +191,5 @@ def test_a_new_default_in_the_index_keeps_the_old_default_files_decodable(
     r = run("decode", tmp_path / "tiny-a.aec", tmp_path / "tiny-b.aec", "-o", out)
     assert r.exit_code == 0, r.output
     for name in ("tiny-a", "tiny-b"):
-        decoded = np.asarray(Image.open(out / f"{name}.png").convert("RGB"))
+        decoded = np.asarray(Image.open(out / f"{name}.aec.png").convert("RGB"))
         assert np.array_equal(decoded, expected_pixels(tmp_path / f"{name}.aec", models[name]))

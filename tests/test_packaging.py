@@ -150,7 +150,7 @@ def test_installed_wheel_works_from_any_folder(wheel, tmp_path):
     assert f"model {row['model_id']} ({row['fingerprint']})" in r.stderr
     r = cli("info", "photo.aec", "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)[0]["model_file"] == row["file"]
+    assert json.loads(r.stdout)["results"][0]["model_file"] == row["file"]
     r = cli("decode", "photo.aec", "-o", "back.png")
     assert r.returncode == 0, r.stderr
     with Image.open(work / "back.png") as im:

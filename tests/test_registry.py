@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import make_tiny_checkpoint
 
-from aecompress.checkpoint import read_identity, save_checkpoint
+from aecompress.checkpoint import save_checkpoint
+from aecompress.modelfile import read_identity
 from aecompress.errors import CheckpointError, ModelNotFoundError
 from aecompress.registry import (
     FROM_ARGUMENT,

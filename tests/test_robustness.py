@@ -197,7 +197,7 @@ def test_unexpected_library_errors_are_one_line_and_the_batch_goes_on(
         f"error: {tmp_path / 'c.aec'}: internal error: PanicException: panicked",
     ]
     assert "2 of 4 inputs failed" in r.stderr
-    assert listing(out) == ["a.png", "d.png"]
+    assert listing(out) == ["a.aec.png", "d.aec.png"]
 
 
 def test_file_names_are_printed_verbatim(run, tmp_path):
@@ -208,7 +208,7 @@ def test_file_names_are_printed_verbatim(run, tmp_path):
     src = png(folder / "red]:smile:[bold].png")
     r = run("encode", src, "-o", folder / "b]y.aec", "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)[0]["output"] == str(folder / "b]y.aec")
+    assert json.loads(r.stdout)["results"][0]["output"] == str(folder / "b]y.aec")
     r = run("decode", folder / "b]y.aec", "-o", folder / "x]:smile:.png")
     assert r.exit_code == 0, r.output
     assert "[/x]:smile:.png" in r.stdout and "Traceback" not in r.output
@@ -280,7 +280,7 @@ def test_batch_of_a_hundred_with_three_bad(run, tmp_path):
     assert r.exit_code == 1
     assert [line.split(": ")[1][-6:] for line in error_lines(r)] == ["x3.aec", "x2.aec", "x1.aec"]
     assert "3 of 100 inputs failed" in r.stderr
-    assert listing(dec) == sorted(n.replace(".aec", ".png") for n in good)
+    assert listing(dec) == sorted(n + ".png" for n in good)
 
 
 @pytest.mark.parametrize("command", ["encode", "decode"])
@@ -304,7 +304,7 @@ def test_fail_fast_stops_at_the_first_failure(run, tmp_path, command):
     r = run(command, *inputs, "-o", out, "--fail-fast")
     assert_clean_failure(r, "c.")
     assert "stopped at the first failure (--fail-fast): 2 of 5 inputs not processed" in r.stderr
-    suffix = ".aec" if command == "encode" else ".png"
+    suffix = ".aec" if command == "encode" else ".aec.png"
     assert listing(out) == ["a" + suffix, "b" + suffix]  # what was written stays, whole
     # Without --fail-fast the others are done too.
     r = run(command, *inputs, "-o", out, "--force")
@@ -359,11 +359,30 @@ def test_stdin_redirected_from_the_output_file_is_protected(tmp_path, tiny_model
 def test_existing_output_is_kept_without_force(run, tmp_path, valid_aec):
     aec = tmp_path / "x.aec"
     aec.write_bytes(valid_aec)
-    (tmp_path / "x.png").write_bytes(b"precious")
+    (tmp_path / "x.aec.png").write_bytes(b"an earlier decode")
     r = run("decode", aec)
-    assert_clean_failure(r, "x.png", "exists (use --force")
-    assert (tmp_path / "x.png").read_bytes() == b"precious"
+    assert_clean_failure(r, "x.aec.png", "exists (use --force")
+    assert (tmp_path / "x.aec.png").read_bytes() == b"an earlier decode"
     assert run("decode", aec, "--force").exit_code == 0
+    assert (tmp_path / "x.aec.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_decoding_never_leads_to_replacing_the_original(run, tmp_path, valid_aec):
+    """encode photo.png, then decode photo.aec: the default name is not photo.png, and naming
+    photo.png explicitly is refused without a hint to --force (it is likely the original)."""
+    aec = tmp_path / "x.aec"
+    aec.write_bytes(valid_aec)
+    (tmp_path / "x.png").write_bytes(b"the original photo")
+    r = run("decode", aec)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "x.png").read_bytes() == b"the original photo"
+    assert (tmp_path / "x.aec.png").read_bytes()[:4] == b"\x89PNG"
+    r = run("decode", aec, "-o", tmp_path / "x.png")
+    assert_clean_failure(r, "x.png", "may be the image")
+    assert "--force" not in r.stderr and "x.aec.png" in r.stderr
+    assert (tmp_path / "x.png").read_bytes() == b"the original photo"
+    # Asked for explicitly, it is the user's choice.
+    assert run("decode", aec, "-o", tmp_path / "x.png", "--force").exit_code == 0
     assert (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -395,13 +414,13 @@ def test_ctrl_c_inside_the_write_leaves_nothing(
 
 
 def test_ctrl_c_in_a_batch_keeps_finished_outputs(run, tmp_path, monkeypatch, valid_aec):
-    from aecompress import operations
+    from aecompress import outputs
 
     for n in ("a", "b", "c"):
         (tmp_path / f"{n}.aec").write_bytes(valid_aec)
     out = tmp_path / "out"
     out.mkdir()
-    real = operations.write_output
+    real = outputs.write_output
     calls = []
 
     def write_then_interrupt(path, data, force):
@@ -410,11 +429,11 @@ def test_ctrl_c_in_a_batch_keeps_finished_outputs(run, tmp_path, monkeypatch, va
             raise KeyboardInterrupt
         return real(path, data, force)
 
-    monkeypatch.setattr(operations, "write_output", write_then_interrupt)
+    monkeypatch.setattr(outputs, "write_output", write_then_interrupt)
     r = run("decode", *(tmp_path / f"{n}.aec" for n in "abc"), "-o", out)
     assert r.exit_code == 130 and "interrupted" in r.stderr and "Traceback" not in r.output
-    assert listing(out) == ["a.png"]
-    with Image.open(out / "a.png") as im:
+    assert listing(out) == ["a.aec.png"]
+    with Image.open(out / "a.aec.png") as im:
         im.load()  # complete
 
 

@@ -1,58 +1,86 @@
-"""The codec commands: `encode`, `decode`, `info` and `models`."""
+"""The codec commands: `encode`, `decode`, `info` and `models`.
+
+Arguments are checked and outputs planned before the library is imported: a usage error, an
+existing output or a missing folder is reported at once, without waiting for torch.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from ..container import DEFAULT_MAX_PIXELS
-from ..device import resolve_device
 from ..errors import AecError, UsageError
-from ..operations import (
-    STDIO,
-    CodecPool,
-    decode_one,
-    encode_one,
-    info_one,
-    input_ids,
-    list_models,
-    output_paths,
-)
+from ..imageformats import DEFAULT_IMAGE_QUALITY, image_format_for
+from ..inputs import STDIO, expand_patterns, input_ids
+from ..outputs import DECODED, ENCODED, output_paths
 from ..quality import DEFAULT_QUALITY, QUALITY_MAX, QUALITY_MIN
 from ..registry import ModelLibrary
 from ..target import Target, parse_size
 from .common import (
+    BatchResult,
     DecodeModelsOpt,
     DeviceOpt,
     FailFastOpt,
     ForceOpt,
     MaxPixelsOpt,
     ModelOpt,
+    QuietOpt,
+    VerboseOpt,
     announce,
+    detail,
     err,
     guard,
+    note,
     open_codec,
     out,
     run_batch,
+    set_verbosity,
+    verbosity,
     warn,
 )
+from .image_progress import DECODE_STAGES, ENCODE_STAGES, ImageProgress
+from .tables import encode_table
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+MkdirOpt = Annotated[
+    bool, typer.Option("--mkdir", help="Create the output folder (-o) if it does not exist.")
+]
+JsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help='Print the report as JSON: {"results": [...], "failed": [{"input", "error"}], '
+        '"not_processed": [...]}.',
+    ),
+]
 
 
 def encode(
     inputs: Annotated[
-        list[str], typer.Argument(help="Images to compress (PNG, JPEG, WebP, ...); '-' = stdin.")
+        list[str],
+        typer.Argument(
+            metavar="IMAGE...",
+            help="Images to compress (PNG, JPEG, WebP, AVIF, ...); quoted glob patterns such "
+            "as 'photos/*.png' are expanded; '-' = standard input.",
+            show_default=False,
+        ),
     ],
     output: Annotated[
         str | None,
         typer.Option(
             "-o",
             "--output",
-            help="Output file (one input; '-' = stdout) or existing directory (several). "
+            metavar="PATH",
+            help="Output file (one input; '-' = standard output, not a terminal), or a "
+            "directory to write into: an existing one, or any path ending in '/'. "
             "Default: each input's name with .aec, beside it.",
+            show_default=False,
         ),
     ] = None,
     quality: Annotated[
@@ -60,58 +88,109 @@ def encode(
         typer.Option(
             "-q",
             "--quality",
+            metavar="Q",
             min=QUALITY_MIN,
             max=QUALITY_MAX,
-            help="1 (smallest) to 100 (best); fractions allowed. [default: 75]",
+            help=f"{QUALITY_MIN:g} (smallest) to {QUALITY_MAX:g} (best); fractions allowed. "
+            f"[default: {DEFAULT_QUALITY:g}]",
+            show_default=False,
         ),
     ] = None,
     target_size: Annotated[
         str | None,
         typer.Option(
-            "--target-size", help="Largest file that fits this size, e.g. 60KB, 1.5MB, 900."
+            "--target-size",
+            metavar="SIZE",
+            help="Largest file that fits this size: 900, 60k or 60KB (1000 bytes each), "
+            "30KiB (1024), 1.5MB, 2MiB.",
+            show_default=False,
         ),
     ] = None,
     target_bpp: Annotated[
         float | None,
-        typer.Option("--target-bpp", min=0, help="Largest file within this many bits per pixel."),
+        typer.Option(
+            "--target-bpp",
+            metavar="BPP",
+            min=0,
+            help="Largest file within this many bits per pixel.",
+            show_default=False,
+        ),
     ] = None,
     target_psnr: Annotated[
         float | None,
-        typer.Option("--target-psnr", min=0, help="Smallest file reaching this PSNR (dB)."),
+        typer.Option(
+            "--target-psnr",
+            metavar="DB",
+            min=0,
+            help="Smallest file reaching this PSNR (dB).",
+            show_default=False,
+        ),
     ] = None,
     device: DeviceOpt = "auto",
     model: ModelOpt = None,
     force: ForceOpt = False,
+    mkdir: MkdirOpt = False,
     fail_fast: FailFastOpt = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Compress images to .aec files and report size, ratios, bpp, PSNR and MS-SSIM.
 
     Use -q for a fixed quality, or one of the --target-* options to let aecompress search the
-    quality that meets a file size, a bpp or a PSNR (the chosen quality is reported)."""
+    quality that meets a file size, a bpp or a PSNR (the chosen quality is reported).
+    """
     with guard():
+        set_verbosity(quiet, verbose)
         goal = _goal(quality, target_size, target_bpp, target_psnr)
         quality = DEFAULT_QUALITY if quality is None else quality
-        targets = output_paths(inputs, output, ".aec")
+        inputs = expand_patterns(inputs)
+        targets = output_paths(inputs, output, ENCODED, mkdir)
+        from ..operations import encode_one
+
         codec = open_codec(device, model)
         protect = input_ids(inputs)
-        batch = run_batch(
-            inputs,
-            targets,
-            lambda s, t: encode_one(codec, s, t, quality, force, protect, goal),
-            fail_fast,
-        )
+        progress = ImageProgress(_bar_console(), ENCODE_STAGES, len(inputs))
+
+        def job(index: int, source: str, target: str):
+            with progress.image(codec, index, source):
+                report = encode_one(codec, source, target, quality, force, protect, goal)
+            detail(f"{source} -> {target}  {report.output_bytes:,} B  q {report.quality:g}  "
+                   f"{report.seconds:.2f} s")  # fmt: skip
+            return report
+
+        try:
+            batch = run_batch(inputs, targets, job, fail_fast)
+        finally:
+            progress.close()
         for r in batch.reports:
             for w in r.warnings:
                 warn(f"{r.input}: {w}")
         # With the .aec data on stdout, the report must go to stderr.
         console = err if STDIO in targets else out
         if as_json:
-            console.print_json(json.dumps([r.to_dict() for r in batch.reports]))
-        elif batch.reports:
-            console.print(_encode_table(batch.reports))
+            console.print_json(_batch_json(batch))
+        elif batch.reports and not verbosity.quiet:
+            console.print(encode_table(batch.reports, console.width))
     if batch.failed:
         raise typer.Exit(1)
+
+
+def _bar_console() -> Console | None:
+    """Where progress bars go: stderr on a terminal, unless --quiet; else nowhere."""
+    from .common import show_progress
+
+    return err if show_progress() else None
+
+
+def _batch_json(batch: BatchResult) -> str:
+    return json.dumps(
+        {
+            "results": [r.to_dict() for r in batch.reports],
+            "failed": [f.to_dict() for f in batch.failures],
+            "not_processed": batch.not_processed,
+        }
+    )
 
 
 def _goal(
@@ -135,56 +214,96 @@ def _goal(
     return None
 
 
-def _encode_table(reports) -> Table:
-    t = Table(title=None, show_edge=False)
-    for col in ("output", "image", "q", "input B", "output B", "ratio raw", "ratio input",
-                "bpp", "PSNR dB", "MS-SSIM", "s"):  # fmt: skip
-        left = col in ("output", "image")
-        t.add_column(col, justify="left" if left else "right", overflow="fold", no_wrap=not left)
-    for r in reports:
-        t.add_row(
-            Text(r.output), f"{r.width}x{r.height} {r.mode}", f"{r.quality:g}",
-            f"{r.input_bytes:,}", f"{r.output_bytes:,}", f"{r.ratio_raw:.1f}",
-            f"{r.ratio_input:.2f}", f"{r.bpp:.3f}", f"{r.psnr:.2f}", f"{r.ms_ssim:.4f}",
-            f"{r.seconds:.2f}",
-        )  # fmt: skip
-    return t
-
-
 def decode(
-    inputs: Annotated[list[str], typer.Argument(help=".aec files to decode; '-' = stdin.")],
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="FILE.aec...",
+            help=".aec files to decode; quoted glob patterns are expanded; '-' = standard input.",
+            show_default=False,
+        ),
+    ],
     output: Annotated[
         str | None,
         typer.Option(
             "-o",
             "--output",
-            help="Output image (one input; '-' = stdout as PNG) or existing directory "
-            "(several). The extension picks the format. Default: the input's name with .png.",
+            metavar="PATH",
+            help="Output image (one input; '-' = standard output as PNG, not a terminal), or "
+            "a directory to write into: an existing one, or any path ending in '/'. The "
+            "extension picks the format: .png, .jpg, .webp, .avif, .tif, .bmp, ... Default: "
+            "the input's name with .png added (photo.aec -> photo.aec.png), never the name of "
+            "the image it was made from.",
+            show_default=False,
         ),
     ] = None,
+    image_quality: Annotated[
+        int | None,
+        typer.Option(
+            "--image-quality",
+            metavar="Q",
+            min=1,
+            max=100,
+            help=f"Quality of a lossy output format: JPEG and AVIF (default "
+            f"{DEFAULT_IMAGE_QUALITY}); WebP is lossless unless this is given.",
+            show_default=False,
+        ),
+    ] = None,
+    drop_alpha: Annotated[
+        bool,
+        typer.Option(
+            "--drop-alpha",
+            help="Allow writing an image with transparency to a format without alpha (JPEG, "
+            "BMP, ...), which discards it; without this such a file is refused.",
+        ),
+    ] = False,
     device: DeviceOpt = "auto",
     models: DecodeModelsOpt = None,
     force: ForceOpt = False,
+    mkdir: MkdirOpt = False,
     fail_fast: FailFastOpt = False,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Decode .aec files back to images in their original size and colour mode.
 
     Each file is decoded with the model it names (see `aecompress models`), so files written by
-    different models decode together; a file whose model is not available is an error."""
+    different models decode together; a file whose model is not available is an error.
+    """
     with guard():
-        targets = output_paths(inputs, output, ".png")
+        set_verbosity(quiet, verbose)
+        inputs = expand_patterns(inputs)
+        targets = output_paths(inputs, output, DECODED, mkdir)
+        protect = input_ids(inputs)
+        for target in targets:
+            # A usage error, before anything is decoded; an input named as its own output is
+            # refused as such by decode_one.
+            if target != STDIO and not input_ids([target]) & protect:
+                image_format_for(target)
         library = ModelLibrary(models or [])
         library.check()
+        from ..device import resolve_device
+        from ..operations import CodecPool, ImageOptions, decode_one
+
         codecs = CodecPool(library, resolve_device(device), on_load=announce)
-        protect = input_ids(inputs)
-        batch = run_batch(
-            inputs,
-            targets,
-            lambda s, t: decode_one(codecs, s, t, force, max_pixels, protect),
-            fail_fast,
-        )
-        if STDIO not in targets:
+        options = ImageOptions(image_quality, drop_alpha)
+        progress = ImageProgress(_bar_console(), DECODE_STAGES, len(inputs))
+
+        def job(index: int, source: str, target: str):
+            with progress.image(codecs, index, source):
+                return decode_one(codecs, source, target, force, max_pixels, protect, options)
+
+        try:
+            batch = run_batch(inputs, targets, job, fail_fast)
+        finally:
+            progress.close()
+        # With the image on stdout, the report must go to stderr.
+        console = err if STDIO in targets else out
+        if as_json:
+            console.print_json(_batch_json(batch))
+        elif not verbosity.quiet and STDIO not in targets:
             for r in batch.reports:
                 out.print(
                     f"{r.input} -> {r.output}  {r.width}x{r.height} {r.mode}  "
@@ -196,20 +315,34 @@ def decode(
 
 
 def info(
-    files: Annotated[list[str], typer.Argument(help=".aec files to describe; '-' = stdin.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="FILE.aec...",
+            help=".aec files to describe; quoted glob patterns are expanded; '-' = standard input.",
+            show_default=False,
+        ),
+    ],
+    as_json: JsonOpt = False,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     models: DecodeModelsOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Show what an .aec file's header says (model, size, mode, quality, streams), its bpp,
-    and the model file that decodes it (or that it is not available here)."""
+    and the model file that decodes it (or that it is not available here).
+    """
+    from ..aecinfo import info_one
+
     with guard():
+        set_verbosity(quiet, verbose)
+        files = expand_patterns(files)
         library = ModelLibrary(models or [])
         library.check()
-        batch = run_batch(files, files, lambda s, _t: info_one(s, max_pixels, library))
+        batch = run_batch(files, files, lambda _i, s, _t: info_one(s, max_pixels, library))
         if as_json:
-            out.print_json(json.dumps([r.to_dict() for r in batch.reports]))
-        else:
+            out.print_json(_batch_json(batch))
+        elif not verbosity.quiet:
             for r in batch.reports:
                 out.print(
                     f"{r.file}: .aec v{r.format_version}, model {r.model_id} ({r.fingerprint}), "
@@ -227,30 +360,38 @@ def info(
 def models(
     extra: DecodeModelsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """List the models available for decoding, and the default for encoding: id, fingerprint,
     size, what each was trained on and for how long, and its bpp range on Kodak where recorded.
 
     Models are looked for in --model files, $AECOMPRESS_MODEL, the models installed with the
-    package and the folders of $AECOMPRESS_MODELS."""
+    package and the folders of $AECOMPRESS_MODELS.
+    """
+    from ..modellist import list_models
+
     with guard():
+        set_verbosity(quiet, verbose)
         library = ModelLibrary(extra or [])
         reports = list_models(library)
         for problem in library.problems:
             warn(problem)
-        err.print(f"looked in: {library.describe_places()}", soft_wrap=True)
+        note(f"looked in: {library.describe_places()}")
         if as_json:
             out.print_json(json.dumps([r.to_dict() for r in reports]))
-        elif reports:
+        elif reports and not verbosity.quiet:
             out.print(_models_table(reports))
-        else:
-            err.print("no models found", soft_wrap=True)
+        elif not reports:
+            note("no models found")
     if not reports:
         raise typer.Exit(1)
 
 
-def _models_table(reports) -> Table:
+def _models_table(reports):
     """One row per model, narrow enough for 80 columns: the details are in --json."""
+    from rich.table import Table
+
     t = Table(title=None, show_edge=False, show_lines=True)
     t.add_column("model", overflow="fold")
     t.add_column("MiB", justify="right", no_wrap=True)

@@ -260,7 +260,7 @@ class BatchResult:
 def run_batch(
     inputs: list[str], targets: list[str], job: Callable, fail_fast: bool = False
 ) -> BatchResult:
-    """Run job(source, target) for each input; report failures by name.
+    """Run job(index, source, target) for each input; report failures by name.
 
     Keeps going after a failure unless fail_fast. Ctrl-C propagates (to guard); any other error
     only fails its input.
@@ -268,7 +268,7 @@ def run_batch(
     result = BatchResult([], [], [])
     for i, (source, target) in enumerate(zip(inputs, targets, strict=True)):
         try:
-            result.reports.append(job(source, target))
+            result.reports.append(job(i, source, target))
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except BaseException as e:  # noqa: B036 -- Rust panics (pyo3) derive from BaseException
