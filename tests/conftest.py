@@ -91,3 +91,17 @@ def tiny_model_path(tmp_path_factory, tiny_checkpoint) -> Path:
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
     save_checkpoint(tiny_checkpoint, path)
     return path
+
+
+@pytest.fixture
+def cli(tiny_model_path, monkeypatch):
+    """Run the command line in-process with the tiny model as the encoder's default."""
+    from aecompress.registry import MODEL_ENV
+
+    monkeypatch.setenv(MODEL_ENV, str(tiny_model_path))
+    runner = CliRunner()
+
+    def invoke(*args, input: bytes | None = None):
+        return runner.invoke(app, [str(a) for a in args], input=input)
+
+    return invoke

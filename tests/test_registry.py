@@ -11,8 +11,8 @@ import pytest
 from conftest import make_tiny_checkpoint
 
 from aecompress.checkpoint import save_checkpoint
-from aecompress.modelfile import read_identity
 from aecompress.errors import CheckpointError, ModelNotFoundError
+from aecompress.modelfile import read_identity
 from aecompress.registry import (
     FROM_ARGUMENT,
     FROM_MODEL_ENV,

@@ -13,7 +13,7 @@ import typer
 from .. import __version__
 from .bench_command import bench
 from .codec_commands import decode, encode, info, models
-from .common import out
+from .common import PlainCommand, out
 from .train_command import train
 
 app = typer.Typer(
@@ -26,7 +26,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 for command in (encode, decode, info, models, bench, train):
-    app.command()(command)
+    app.command(cls=PlainCommand)(command)
 
 
 def _version(value: bool) -> None:

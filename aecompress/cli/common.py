@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperCommand
 
 from ..device import DEVICE_CHOICES, check_device_name
 from ..errors import AecError, UsageError
@@ -42,6 +43,22 @@ def make_console(stderr: bool) -> Console:
 
 out = make_console(stderr=False)
 err = make_console(stderr=True)
+
+
+class PlainCommand(TyperCommand):
+    """A command whose help names its arguments as classic tools do: `IMAGE...` in the usage
+    line and the argument list, without Typer's braces and type labels (`<list[str]>`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.param_type_name == "argument":
+                shown = param.metavar or param.name.upper()
+                if not param.required:
+                    shown = f"[{shown}]"
+                # Instance attributes: Typer's help and usage code calls these two.
+                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+                param._usage_display_name = lambda shown=shown: shown  # type: ignore[attr-defined]
 
 
 @dataclass

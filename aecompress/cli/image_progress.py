@@ -84,6 +84,7 @@ class ImageProgress:
         self._progress.update(
             self._task, completed=100 * self._fraction, description=f"{self._label}: {stage}"
         )
+        self._progress.refresh()  # reports are few (stages, tiles): show each at once
 
     def _start(self) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
