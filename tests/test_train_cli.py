@@ -5,15 +5,22 @@ test_train_budget.py.)"""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
+from conftest import TINY_ARGS, make_images, train_cli
+from rich.console import Console
 from typer.testing import CliRunner
 
 from aecompress.cli import app
+from aecompress.cli.train_progress import ConsoleReporter
+from aecompress.durations import parse_duration
+from aecompress.training.progress import StepStats, estimate_seconds_left
 
 HEAVY = ("torch", "numpy", "PIL", "constriction", "matplotlib")
 
@@ -78,3 +85,50 @@ def test_help_names_every_value_and_shows_defaults():
         assert f"{option} {metavar} " in flat, option
     assert "Random crops per step. [default: 8;" in flat
     assert "[default: 20000;" in flat and "[default: 5m]" in flat and "[default: 2m]" in flat
+
+
+def test_the_time_left_comes_from_the_first_limit_to_end_the_run():
+    # 200 of 1000 steps at 4 it/s: 200 s; a deadline or the training time may come sooner.
+    assert estimate_seconds_left(800, 1000, 4.0) == 50.0
+    assert estimate_seconds_left(800, 1000, 4.0, deadline_left=30.0) == 30.0
+    assert estimate_seconds_left(800, 1000, 4.0, deadline_left=90.0, train_left=20.0) == 20.0
+    assert estimate_seconds_left(10, 0, 4.0, deadline_left=75.5) == 75.5  # no step limit
+    assert estimate_seconds_left(10, 0, 4.0, deadline_left=-2.0) == 0.0  # past the deadline
+    assert estimate_seconds_left(10, 1000, 0.0) is None  # no rate yet, no clock
+
+
+def test_a_log_line_ends_with_its_eta():
+    stats = StepStats(step=550, loss=1.5, bpp=0.5, psnr=30.0, steps_per_s=2.0, total=1450,
+                      seconds_left=450.0)  # fmt: skip
+    assert stats.line().startswith("step 550/1450  loss 1.5000")
+    assert stats.line().endswith("clipped 0  ETA 7m30s")
+    assert "ETA" not in replace(stats, seconds_left=None).line()
+    assert replace(stats, seconds_left=4.25).line().endswith("ETA 4.2s")
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_plain_progress_lines_show_the_eta_toward_the_step_limit(tmp_path):
+    data = make_images(tmp_path / "data")
+    r = train_cli(data, "--out", tmp_path / "run", "--steps", 6, "--log-every", 2, *TINY_ARGS)
+    assert r.exit_code == 0, r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("step ")]
+    assert [ln.split()[1] for ln in lines] == ["2/6", "4/6", "6/6"]
+    for line in lines:
+        step, rate = int(line.split()[1].split("/")[0]), float(line.split(" it/s")[0].split()[-1])
+        eta = re.search(r"  ETA (\S+)$", line)
+        assert eta, line
+        # The steps left at the window's rate (printed to 2 decimals, the ETA to 0.1 s).
+        assert parse_duration(eta.group(1)) == pytest.approx((6 - step) / rate, abs=0.06)
+    assert lines[-1].endswith("ETA 0s")
+    assert "ETA" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_the_live_bar_counts_down_the_eta_of_the_last_log_step():
+    file = io.StringIO()
+    console = Console(file=file, force_terminal=True, width=200)
+    reporter = ConsoleReporter(console)
+    reporter.start(0, 2000)
+    reporter.stats(StepStats(step=100, loss=1.0, bpp=0.5, psnr=30.0, steps_per_s=5.0,
+                             total=2000, seconds_left=380.0))  # fmt: skip
+    reporter.stop()  # draws the bar a last time
+    assert re.search(r"ETA 6m(19|20)s", file.getvalue()), file.getvalue()

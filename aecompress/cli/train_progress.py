@@ -1,5 +1,5 @@
 """The progress of `aecompress train` on the console: a live bar on a terminal, one plain line
-per log step elsewhere. The library reports through `training.loop.Reporter`; this is the
+per log step elsewhere. The library reports through `training.progress.Reporter`; this is the
 command line's reporter."""
 
 from __future__ import annotations
@@ -14,17 +14,27 @@ from rich.progress import (
     ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.text import Text
 
-from ..training.loop import StepStats
+from ..durations import format_duration
+from ..training.progress import StepStats
 
 
 class _SpeedColumn(ProgressColumn):
     def render(self, task) -> Text:
         speed = task.fields.get("speed")
         return Text(f"{speed:.1f} it/s" if speed else "- it/s")
+
+
+class _EtaColumn(ProgressColumn):
+    """The time left of training, as on the plain lines: the library's estimate at the last
+    log step counted down since (rich's own estimate before the first one)."""
+
+    def render(self, task) -> Text:
+        ends = task.fields.get("ends")  # time.monotonic() at which training should end
+        left = task.time_remaining if ends is None else max(0.0, ends - time.monotonic())
+        return Text("ETA " + ("-" if left is None else format_duration(left)))
 
 
 class ConsoleReporter:
@@ -47,8 +57,7 @@ class ConsoleReporter:
             _SpeedColumn(),
             TextColumn("{task.fields[metrics]}", markup=False),
             TimeElapsedColumn(),
-            TextColumn("left"),
-            TimeRemainingColumn(),
+            _EtaColumn(),
             console=self.console,
         )
         if seconds > 0:
@@ -57,8 +66,9 @@ class ConsoleReporter:
         else:
             total, step_done = total or None, step
         self._task = self._progress.add_task(
-            "train", total=total, completed=step_done, metrics="", step=step, speed=None
-        )
+            "train", total=total, completed=step_done, metrics="", step=step, speed=None,
+            ends=None,
+        )  # fmt: skip
         self._progress.start()
 
     def advance(self, step: int) -> None:
@@ -70,7 +80,8 @@ class ConsoleReporter:
         if self._progress is not None:
             metrics = f"loss {s.loss:.4g} {s.bpp:.3f} bpp {s.psnr:.2f} dB"
             metrics += f" {s.megapixels_per_s:.1f} MP/s"
-            self._progress.update(self._task, metrics=metrics, speed=s.steps_per_s)
+            ends = None if s.seconds_left is None else time.monotonic() + s.seconds_left
+            self._progress.update(self._task, metrics=metrics, speed=s.steps_per_s, ends=ends)
         else:
             self.console.print(s.line(), soft_wrap=True)
 
