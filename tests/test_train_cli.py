@@ -17,10 +17,14 @@ from conftest import TINY_ARGS, make_images, train_cli
 from rich.console import Console
 from typer.testing import CliRunner
 
+import aecompress.training.run as run_module
 from aecompress.cli import app
 from aecompress.cli.train_progress import ConsoleReporter
+from aecompress.config import ModelConfig, TrainConfig
 from aecompress.durations import parse_duration
-from aecompress.training.progress import StepStats, estimate_seconds_left
+from aecompress.training.options import TrainOptions
+from aecompress.training.progress import Reporter, StepStats, estimate_seconds_left
+from aecompress.training.run import run_training
 
 HEAVY = ("torch", "numpy", "PIL", "constriction", "matplotlib")
 
@@ -132,3 +136,71 @@ def test_the_live_bar_counts_down_the_eta_of_the_last_log_step():
                              total=2000, seconds_left=380.0))  # fmt: skip
     reporter.stop()  # draws the bar a last time
     assert re.search(r"ETA 6m(19|20)s", file.getvalue()), file.getvalue()
+
+
+class Recorder(Reporter):
+    """Keeps the export stages a run reports."""
+
+    def __init__(self):
+        self.stages: list[tuple[str, int, int]] = []
+        self.ends = 0
+
+    def export_stage(self, text: str, done: int, total: int) -> None:
+        self.stages.append((text, done, total))
+
+    def export_end(self) -> None:
+        self.ends += 1
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_export_reports_each_stage_with_its_count(tmp_path, monkeypatch):
+    data = make_images(tmp_path / "data")
+    valid = make_images(tmp_path / "valid", count=2, seed=5)
+    real = run_module.validate_checkpoint
+
+    def final_is_worse(ckpt, images, qualities, device="cpu", step=0):
+        result = real(ckpt, images, qualities, device, step)
+        if step == 4:  # the best periodic validation's weights (step 2) become a candidate
+            result = replace(result, figures=tuple(replace(f, rd=f.rd + 1e6)
+                                                   for f in result.figures))  # fmt: skip
+        return result
+
+    monkeypatch.setattr(run_module, "validate_checkpoint", final_is_worse)
+    opts = TrainOptions(
+        data=[data], out_dir=tmp_path / "run", valid=[valid],
+        config=TrainConfig(steps=4, batch_size=2, patch_size=64, log_every=2, valid_every=2,
+                           valid_seconds=0),
+        model_config=ModelConfig(N=8, M=8, Nh=8),
+    )  # fmt: skip
+    recorder, details = Recorder(), []
+    run_training(opts, reporter=recorder, note=lambda s: None, detail=details.append)
+    calibrating = "export: calibrating the integer scale network on 3 images ({} weights)"
+    validating = "export: validating the {} weights on 2 images at 5 qualities"
+    assert recorder.stages == [
+        (calibrating.format("average"), 0, 5),
+        (validating.format("average"), 1, 5),
+        (calibrating.format("last"), 2, 5),
+        (validating.format("last"), 3, 5),
+        (calibrating.format("step 2"), 4, 7),  # tried once the others validated worse
+        (validating.format("step 2"), 5, 7),
+        ("export: writing model.pt and MODEL_CARD.md", 6, 7),
+    ]
+    assert recorder.ends == 1
+    # --verbose's details: where the data were found, each candidate's validation.
+    assert any(d.startswith(f"training data {data.resolve()}: 3 usable of 3") for d in details)
+    assert f"validation data {valid.resolve()}: 2 images" in details
+    assert any(d.startswith("export: average weights: validation step 4:") for d in details)
+
+
+def test_plain_output_has_a_line_per_export_stage_and_the_terminal_a_bar():
+    plain, tty = io.StringIO(), io.StringIO()
+    for file, terminal in ((plain, False), (tty, True)):
+        reporter = ConsoleReporter(Console(file=file, force_terminal=terminal, width=120))
+        reporter.export_stage("export: calibrating the integer scale network", 0, 3)
+        reporter.export_stage("export: validating the average weights", 1, 3)
+        reporter.export_end()
+    assert plain.getvalue().splitlines() == [
+        "export: calibrating the integer scale network",
+        "export: validating the average weights",
+    ]
+    assert "export: validating the average weights" in tty.getvalue() and "1/3" in tty.getvalue()

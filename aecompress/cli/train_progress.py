@@ -18,7 +18,7 @@ from rich.progress import (
 from rich.text import Text
 
 from ..durations import format_duration
-from ..training.progress import StepStats
+from ..training.progress import Reporter, StepStats
 
 
 class _SpeedColumn(ProgressColumn):
@@ -37,18 +37,26 @@ class _EtaColumn(ProgressColumn):
         return Text("ETA " + ("-" if left is None else format_duration(left)))
 
 
-class ConsoleReporter:
-    """Progress on a rich console (stderr): a live bar with steps/s, loss, bpp and PSNR on a
-    terminal; elsewhere (a pipe, nohup, CI) one plain line per log step."""
+class ConsoleReporter(Reporter):
+    """Progress on a rich console (stderr): on a terminal, a live bar with steps/s, loss, bpp,
+    PSNR and the ETA, then a bar for the export's stages; elsewhere (a pipe, nohup, CI) one
+    plain line per log step and per export stage.
 
-    def __init__(self, console: Console):
+    quiet: nothing at all (--quiet). verbose: on a terminal, each log step's line too, above
+    the bar (as train.log has it), so that the figures stay on the screen."""
+
+    def __init__(self, console: Console, quiet: bool = False, verbose: bool = False):
         self.console = console
+        self.quiet, self.verbose = quiet, verbose
+        self._bars = console.is_terminal and not quiet
         self._progress: Progress | None = None
         self._task = None
         self._clock: float | None = None  # monotonic start of a bar that counts seconds
+        self._export: Progress | None = None
+        self._export_task = None
 
     def start(self, step: int, total: int, seconds: float = 0.0) -> None:
-        if not self.console.is_terminal:
+        if not self._bars:
             return
         counter = TextColumn("step {task.fields[step]}") if seconds > 0 else MofNCompleteColumn()
         self._progress = Progress(
@@ -77,18 +85,48 @@ class ConsoleReporter:
             self._progress.update(self._task, completed=done, step=step)
 
     def stats(self, s: StepStats) -> None:
+        if self.quiet:
+            return
         if self._progress is not None:
             metrics = f"loss {s.loss:.4g} {s.bpp:.3f} bpp {s.psnr:.2f} dB"
             metrics += f" {s.megapixels_per_s:.1f} MP/s"
             ends = None if s.seconds_left is None else time.monotonic() + s.seconds_left
             self._progress.update(self._task, metrics=metrics, speed=s.steps_per_s, ends=ends)
-        else:
-            self.console.print(s.line(), soft_wrap=True)
+            if not self.verbose:
+                return
+        self.console.print(s.line(), soft_wrap=True)
 
     def message(self, text: str) -> None:
-        self.console.print(text, soft_wrap=True)
+        if not self.quiet:
+            self.console.print(text, soft_wrap=True)
 
     def stop(self) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+    def export_stage(self, text: str, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        if not self._bars:
+            self.console.print(text, soft_wrap=True)
+            return
+        if self._export is None:
+            # Transient: once the export is done, its result replaces the bar.
+            self._export = Progress(
+                TextColumn("{task.description}", markup=False),
+                BarColumn(bar_width=16),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self._export_task = self._export.add_task(text, total=total, completed=done)
+            self._export.start()
+        else:
+            self._export.update(self._export_task, description=text, total=total, completed=done)
+
+    def export_end(self) -> None:
+        if self._export is not None:
+            self._export.stop()
+            self._export = None

@@ -79,6 +79,15 @@ class Reporter(Protocol):
     def stop(self) -> None:
         """After the last step, or when the loop fails."""
 
+    def export_stage(self, text: str, done: int, total: int) -> None:
+        """An export (the one after training, or the trial export that times a budgeted run)
+        starts a stage: `text` names the export and the stage, such as "export: validating
+        the average weights on 8 images at 5 qualities"; `done` of `total` stages are
+        finished. `total` is as far as known: a candidate may be added or skipped."""
+
+    def export_end(self) -> None:
+        """After an export's last stage, or when it fails."""
+
 
 class Silent(Reporter):
     """The reporter of a run given none."""
