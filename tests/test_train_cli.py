@@ -64,6 +64,7 @@ def help_text() -> str:
         (["train", "--help"], 0),
         (["train", "x", "--out", "run", "--time-budget", "soon"], 2),
         (["train", "x", "--out", "run", "--checkpoint-every", "2.5"], 2),
+        (["train", "x", "--out", "run", "--quiet", "--verbose"], 2),
         (["train", "x", "--out", "run", "--device", "tpu"], 2),
     ],
 )
@@ -89,6 +90,7 @@ def test_help_names_every_value_and_shows_defaults():
         assert f"{option} {metavar} " in flat, option
     assert "Random crops per step. [default: 8;" in flat
     assert "[default: 20000;" in flat and "[default: 5m]" in flat and "[default: 2m]" in flat
+    assert "--quiet Print nothing but errors" in flat and "-v, --verbose Also print" in flat
 
 
 def test_the_time_left_comes_from_the_first_limit_to_end_the_run():
@@ -204,3 +206,47 @@ def test_plain_output_has_a_line_per_export_stage_and_the_terminal_a_bar():
         "export: validating the average weights",
     ]
     assert "export: validating the average weights" in tty.getvalue() and "1/3" in tty.getvalue()
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_quiet_prints_nothing_but_errors_and_verbose_tells_more(tmp_path):
+    data = make_images(tmp_path / "data")
+    (data / "broken.jpg").write_bytes(b"not a jpeg")  # a warning, without --quiet
+    valid = make_images(tmp_path / "valid", count=1, seed=5)
+    args = ["--steps", 2, "--log-every", 1, "--valid", valid, *TINY_ARGS]
+    r = train_cli(data, "--out", tmp_path / "quiet", *args, "--quiet")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == "" and r.stderr == ""
+    assert (tmp_path / "quiet" / "model.pt").is_file()
+    r = train_cli(data, "--out", tmp_path / "quiet", *args, "--quiet")  # the run exists
+    assert r.exit_code == 2 and r.stderr.startswith("error: ") and r.stdout == ""
+
+    plain = train_cli(data, "--out", tmp_path / "plain", *args)
+    verbose = train_cli(data, "--out", tmp_path / "verbose", *args, "-v")
+    assert plain.exit_code == verbose.exit_code == 0, plain.output + verbose.output
+    assert "skipping" in plain.stderr and "exported" in plain.stdout
+    extra = set(verbose.stderr.splitlines()) - set(plain.stderr.splitlines())
+    assert f"training data {data.resolve()}: 3 usable of 4 image files" in extra
+    assert f"validation data {valid.resolve()}: 1 images" in extra
+    assert any(line.startswith("export: average weights: validation step 2:") for line in extra)
+
+
+def test_on_a_terminal_quiet_draws_nothing_and_verbose_keeps_the_log_lines():
+    stats = StepStats(step=50, loss=1.0, bpp=0.5, psnr=30.0, steps_per_s=5.0, total=100,
+                      seconds_left=10.0)  # fmt: skip
+    shown = {}
+    for name, kwargs in [("quiet", {"quiet": True}), ("plain", {}), ("verbose", {"verbose": True})]:
+        file = io.StringIO()
+        reporter = ConsoleReporter(
+            Console(file=file, force_terminal=True, width=200, highlight=False), **kwargs
+        )
+        reporter.start(0, 100)
+        reporter.stats(stats)
+        reporter.message("validation step 50: ...")
+        reporter.stop()
+        reporter.export_stage("export: writing model.pt and MODEL_CARD.md", 0, 1)
+        reporter.export_end()
+        shown[name] = file.getvalue()
+    assert shown["quiet"] == ""
+    assert stats.line() not in shown["plain"] and "validation step 50" in shown["plain"]
+    assert stats.line() in shown["verbose"]

@@ -11,13 +11,25 @@ from .. import STARTED
 from ..config import ModelConfig, TrainConfig
 from ..durations import Interval, parse_duration, parse_interval
 from ..errors import UsageError
-from .common import DeviceOpt, err, guard, out, warn
+from .common import DeviceOpt, QuietOpt, detail, err, guard, note, out, set_verbosity, warn
 
 _TRAIN = TrainConfig()
 _MODEL = ModelConfig()
 _QUALITIES = ", ".join(f"{q:g}" for q in _TRAIN.valid_qualities)
 _CHECKPOINT_EVERY = str(Interval(_TRAIN.checkpoint_every, _TRAIN.checkpoint_seconds))
 _VALID_EVERY = str(Interval(_TRAIN.valid_every, _TRAIN.valid_seconds))
+
+# The shared -v says what `encode` adds; train's details are its own.
+TrainVerboseOpt = Annotated[
+    bool,
+    typer.Option(
+        "-v",
+        "--verbose",
+        help="Also print each log step's line on a terminal (above the bar, as DIR/train.log "
+        "has it), how many images each DATA and --valid path gave, and the validation of each "
+        "candidate the export weighs.",
+    ),
+]
 
 
 def train(
@@ -181,6 +193,8 @@ def train(
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Start over in a --out that holds a run.")
     ] = False,
+    quiet: QuietOpt = False,
+    verbose: TrainVerboseOpt = False,
 ) -> None:
     """Train a model on your own images, then export it for --model.
 
@@ -193,6 +207,7 @@ def train(
     import time
 
     with guard():
+        set_verbosity(quiet, verbose)
         budget, check, valid_at = _times(time_budget, checkpoint_every, valid_every)
 
     from ..training.options import TrainOptions
@@ -241,10 +256,17 @@ def train(
         report = run_training(
             opts,
             given={f for g in given for f in fields.get(g, [g])},
-            reporter=ConsoleReporter(err),
+            reporter=ConsoleReporter(err, quiet=quiet, verbose=verbose),
             warn=warn,
-            note=lambda s: err.print(s, soft_wrap=True),
+            note=note,
+            detail=detail,
         )
+    if not quiet:  # --quiet: errors only, the exit code says the rest
+        _print_report(report)
+
+
+def _print_report(report) -> None:
+    """What the run exported, on stdout: the model, its card, its validation table."""
     weights = (
         "" if report.selected_step == report.steps else f", weights of step {report.selected_step}"
     )
