@@ -71,6 +71,10 @@ def test_a_budgeted_run_ends_inside_its_budget_exported_and_annealed(tmp_path):
     assert r.exit_code == 0, r.output
     assert 0.6 * budget <= wall <= budget + MARGIN_S, f"{wall:.2f} s for a {budget} s budget"
     assert re.search(r"time budget 6s: .* of training, .* kept for the export", r.stderr)
+    # The export timed before training reports its stages as the final one does.
+    assert "trial export: calibrating the integer scale network on 4 images (starting " in r.stderr
+    assert "trial export: validating the starting weights on 1 images" in r.stderr
+    assert "export: writing model.pt and MODEL_CARD.md" in r.stderr
     state = read_state(tmp_path / "run" / "state.pt")
     assert state.step > 20 and state.train_config.steps == 0  # the clock ended it
     assert state.progress == pytest.approx(1.0)

@@ -102,6 +102,16 @@ def test_resume_can_extend_a_finished_run(tmp_path, data):
     assert r.exit_code == 2 and "--batch-size 4 conflicts with the resumed run" in r.stderr
 
 
+def test_resume_takes_the_data_and_the_run_directory_from_the_state(tmp_path, data):
+    run = tmp_path / "run"
+    assert train_cli(data, "--out", run, "--steps", 2, *ARGS).exit_code == 0
+    r = train_cli("--resume", run / "state.pt", "--steps", 3)  # no DATA, no --out
+    assert r.exit_code == 0, r.output
+    assert f"resuming {run / 'state.pt'} at step 2 of 3" in r.stderr
+    assert "3 training images" in r.stderr and f"exported {run / 'model.pt'}" in r.stdout
+    assert load_checkpoint(run / "model.pt").provenance["steps"] == "3"
+
+
 def test_loaded_optimizer_state_takes_the_parameters_layout():
     """On CUDA the model is channels_last while state.pt holds contiguous tensors; the loaded
     Adam moments must be laid out like their parameters (fused Adam walks raw memory)."""

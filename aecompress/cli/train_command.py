@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from .. import STARTED
 from ..config import ModelConfig, TrainConfig
 from ..durations import Interval, parse_duration, parse_interval
 from ..errors import UsageError
-from .common import DeviceOpt, err, guard, out, warn
+from .common import DeviceOpt, QuietOpt, detail, err, guard, note, out, set_verbosity, warn
 
 _TRAIN = TrainConfig()
 _MODEL = ModelConfig()
@@ -20,21 +19,32 @@ _QUALITIES = ", ".join(f"{q:g}" for q in _TRAIN.valid_qualities)
 _CHECKPOINT_EVERY = str(Interval(_TRAIN.checkpoint_every, _TRAIN.checkpoint_seconds))
 _VALID_EVERY = str(Interval(_TRAIN.valid_every, _TRAIN.valid_seconds))
 
+# The shared -v says what `encode` adds; train's details are its own.
+TrainVerboseOpt = Annotated[
+    bool,
+    typer.Option(
+        "-v",
+        "--verbose",
+        help="Also print each log step's line on a terminal (above the bar, as DIR/train.log "
+        "has it), how many images each DATA and --valid path gave, and the validation of each "
+        "candidate the export weighs.",
+    ),
+]
+
 
 def train(
     ctx: typer.Context,
     data: Annotated[
         list[Path] | None,
-        typer.Argument(
-            help="Training images: files or folders, searched recursively (PNG, JPEG, WebP, "
-            "...). With --resume or --export-from: the run's own data when left out.",
-            show_default=False,
-        ),
+        # Described in the docstring: Typer prints an argument's type ("<list[Path]>") next to
+        # its help whatever its metavar, so its help entry is hidden.
+        typer.Argument(metavar="DATA", hidden=True, show_default=False),
     ] = None,
     out_dir: Annotated[
         Path | None,
         typer.Option(
             "--out",
+            metavar="DIR",
             help="Run directory: state.pt (resumable), train.log, best.pt; at the end model.pt "
             "and MODEL_CARD.md. With --resume or --export-from: the state's folder when left "
             "out.",
@@ -57,45 +67,55 @@ def train(
         int,
         typer.Option(
             min=0,
+            metavar="N",
             help="Optimizer steps in all (with --resume: may extend the run; with "
             "--time-budget: an upper bound; 0: no limit).",
         ),
     ] = _TRAIN.steps,
     batch_size: Annotated[
-        int, typer.Option(min=1, help="Random crops per step.")
+        int, typer.Option(min=1, metavar="N", help="Random crops per step.")
     ] = _TRAIN.batch_size,
     patch_size: Annotated[
-        int, typer.Option(min=64, help="Crop side in pixels, a multiple of 64.")
+        int, typer.Option(min=64, metavar="PIXELS", help="Crop side in pixels, a multiple of 64.")
     ] = _TRAIN.patch_size,
-    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (Adam).")] = _TRAIN.lr,
+    lr: Annotated[
+        float, typer.Option(min=0.0, metavar="LR", help="Peak learning rate (Adam).")
+    ] = _TRAIN.lr,
     lr_final: Annotated[
-        float, typer.Option(min=0.0, help="Learning rate at the end of the run.")
+        float, typer.Option(min=0.0, metavar="LR", help="Learning rate at the end of the run.")
     ] = _TRAIN.lr_final,
     anneal: Annotated[
         float,
         typer.Option(
             min=0.01,
             max=1.0,
+            metavar="FRACTION",
             help="Fraction of the run, at its end, over which the learning rate falls from "
             "--lr to --lr-final along a cosine; before it the rate holds at --lr (1: a cosine "
             "over the whole run).",
         ),
     ] = _TRAIN.anneal,
     warmup: Annotated[
-        int, typer.Option(min=0, help="Steps of linear warm-up to --lr.")
+        int, typer.Option(min=0, metavar="STEPS", help="Steps of linear warm-up to --lr.")
     ] = _TRAIN.warmup,
     seed: Annotated[
-        int, typer.Option(help="Seed for initialisation, crops, qualities, noise.")
+        int, typer.Option(metavar="SEED", help="Seed for initialisation, crops, qualities, noise.")
     ] = _TRAIN.seed,
-    n: Annotated[int, typer.Option("--N", min=1, help="Channels inside g_a / g_s.")] = _MODEL.N,
-    m: Annotated[int, typer.Option("--M", min=1, help="Channels of the latent y.")] = _MODEL.M,
+    n: Annotated[
+        int, typer.Option("--N", min=1, metavar="CHANNELS", help="Channels inside g_a / g_s.")
+    ] = _MODEL.N,
+    m: Annotated[
+        int, typer.Option("--M", min=1, metavar="CHANNELS", help="Channels of the latent y.")
+    ] = _MODEL.M,
     nh: Annotated[
-        int, typer.Option("--Nh", min=1, help="Channels of the hyperprior and z.")
+        int,
+        typer.Option("--Nh", min=1, metavar="CHANNELS", help="Channels of the hyperprior and z."),
     ] = _MODEL.Nh,
     valid: Annotated[
         list[Path] | None,
         typer.Option(
             "--valid",
+            metavar="PATH",
             help="Validation images (file or folder, repeatable), encoded and decoded through "
             f"the real codec at qualities {_QUALITIES}; of the last step's weights, their "
             "running average and those of the best periodic validation, the one with the best "
@@ -121,11 +141,16 @@ def train(
     ] = _CHECKPOINT_EVERY,
     log_every: Annotated[
         int,
-        typer.Option(min=1, help="A line in DIR/train.log (and the figures shown) every N steps."),
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="A line in DIR/train.log (and the figures shown) every N steps.",
+        ),
     ] = _TRAIN.log_every,
     resume: Annotated[
         Path | None,
         typer.Option(
+            metavar="FILE",
             help="Continue a run exactly from its state.pt: model, optimizer, schedule, step, "
             "RNG and data order.",
             dir_okay=False,
@@ -134,6 +159,7 @@ def train(
     init: Annotated[
         Path | None,
         typer.Option(
+            metavar="FILE",
             help="Fine-tune: start from the weights of a state.pt / best.pt or a shipped model "
             "file, with a fresh optimizer and schedule.",
             dir_okay=False,
@@ -142,6 +168,7 @@ def train(
     export_from: Annotated[
         Path | None,
         typer.Option(
+            metavar="FILE",
             help="Do not train: export model.pt and MODEL_CARD.md from a state.pt, such as the "
             "last checkpoint of a run that was killed. Calibrates on DATA (default: the run's "
             "data) and, with --valid, picks the better of its weights and their average.",
@@ -158,19 +185,29 @@ def train(
         ),
     ] = False,
     model_id: Annotated[
-        str, typer.Option(help="Model id written into the checkpoint and every .aec file.")
+        str,
+        typer.Option(
+            metavar="ID", help="Model id written into the checkpoint and every .aec file."
+        ),
     ] = "aec-hp-custom",
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Start over in a --out that holds a run.")
     ] = False,
+    quiet: QuietOpt = False,
+    verbose: TrainVerboseOpt = False,
 ) -> None:
-    """Train a model on your own images (on CUDA when present), then export a checkpoint usable
-    with --model, and its model card. Ctrl-C saves the state; --resume continues the run."""
+    """Train a model on your own images, then export it for --model.
+
+    DATA: image files or folders, searched recursively (PNG, JPEG, WebP, ...); with --resume
+    or --export-from, the run's own data when left out. Trains on CUDA when present, and
+    writes a checkpoint usable with --model and its model card to --out. Ctrl-C saves the
+    state; --resume continues the run."""
     import shlex
     import sys
     import time
 
     with guard():
+        set_verbosity(quiet, verbose)
         budget, check, valid_at = _times(time_budget, checkpoint_every, valid_every)
 
     from ..training.options import TrainOptions
@@ -219,10 +256,17 @@ def train(
         report = run_training(
             opts,
             given={f for g in given for f in fields.get(g, [g])},
-            reporter=ConsoleReporter(err),
+            reporter=ConsoleReporter(err, quiet=quiet, verbose=verbose),
             warn=warn,
-            note=lambda s: err.print(s, soft_wrap=True),
+            note=note,
+            detail=detail,
         )
+    if not quiet:  # --quiet: errors only, the exit code says the rest
+        _print_report(report)
+
+
+def _print_report(report) -> None:
+    """What the run exported, on stdout: the model, its card, its validation table."""
     weights = (
         "" if report.selected_step == report.steps else f", weights of step {report.selected_step}"
     )
@@ -234,6 +278,8 @@ def train(
     )
     out.print(f"model card {report.card_path}", soft_wrap=True)
     if report.validation is not None:
+        from rich.table import Table
+
         table = Table("quality", "bpp", "PSNR (dB)", title="validation (real files)")
         for f in report.validation.figures:
             table.add_row(f"{f.quality:g}", f"{f.bpp:.4f}", f"{f.psnr:.2f}")

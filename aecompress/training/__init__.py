@@ -5,7 +5,9 @@
 - `state`: the run's state files, state.pt (resumable) and best.pt (weights), written and read;
 - `options`: what the `train` command is asked, checked and resolved into the run's plan;
 - `loop`: the training loop (loss, optimizer, schedule, periodic validation, saving), which
-  reports its progress through `loop.Reporter` only;
+  reports its progress through `progress.Reporter` only;
+- `progress`: the figures of a log step, the estimate of the time left, and the `Reporter`
+  protocol (training and export progress);
 - `run`: the `aecompress train` command as a plain function: the data loaded, the time budget
   planned, the training call, the export and the choice of the weights shipped.
 

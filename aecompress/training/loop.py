@@ -25,43 +25,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
 from ..config import TrainConfig
-from ..durations import format_duration
 from ..errors import AecError
 from ..model import HyperpriorModel, ModelConfig, interpolate_levels
 from ..recipe import LevelNormaliser, SpikeClip, WeightAverage, learning_rate
 from ..validate import ValidationResult, frozen_copy
 from .data import DataSource, ImageSet, training_batch
+from .progress import Reporter, Silent, StepStats, estimate_seconds_left
 from .state import BEST_FILE, STATE_FILE, TrainingState, read_state, save_best, save_state
 
 LOG_FILE = "train.log"
-
-
-@dataclass
-class StepStats:
-    step: int
-    loss: float  # means over the steps since the previous log line
-    bpp: float
-    psnr: float
-    steps_per_s: float
-    lr: float = 0.0
-    total: int = 0
-    clipped: int = 0  # steps whose gradient norm was clipped, since the previous log line
-    megapixels_per_s: float = 0.0  # training pixels through the model per second
-    seconds_left: float | None = None  # of a run with a time limit
-
-    def line(self) -> str:
-        total = f"/{self.total}" if self.total else ""
-        left = "" if self.seconds_left is None else f"  {format_duration(self.seconds_left)} left"
-        return (
-            f"step {self.step}{total}  loss {self.loss:.4f}  bpp {self.bpp:.4f}  "
-            f"PSNR {self.psnr:.2f} dB  lr {self.lr:.2e}  {self.steps_per_s:.2f} it/s  "
-            f"{self.megapixels_per_s:.2f} MP/s  clipped {self.clipped}{left}"
-        )
 
 
 def step_progress(step: int, cfg: TrainConfig) -> float:
@@ -107,32 +84,6 @@ def rd_loss(
         per_crop = per_crop / normaliser.scale(position)
     psnr = (10 * torch.log10(1 / mse.detach().clamp(min=1e-10))).mean()
     return per_crop.mean(), bpp.mean().detach(), psnr
-
-
-class Reporter(Protocol):
-    """How a run shows its progress: the library's only view of it. The command line draws a
-    bar (`aecompress.cli.train_progress`); a benchmark collects the figures. Every method does
-    nothing unless overridden, so a class that subclasses this one implements what it needs."""
-
-    def start(self, step: int, total: int, seconds: float = 0.0) -> None:
-        """Before the first step. total: the run's last step (0: none); seconds > 0: the run
-        ends on time, that many seconds from now, and the bar shows time instead of steps."""
-
-    def advance(self, step: int) -> None:
-        """After every step (no host synchronisation: `step` is a Python count)."""
-
-    def stats(self, stats: StepStats) -> None:
-        """At every log step: the means since the previous one."""
-
-    def message(self, text: str) -> None:
-        """A validation's result, or why the run stopped."""
-
-    def stop(self) -> None:
-        """After the last step, or when the loop fails."""
-
-
-class _Silent(Reporter):
-    """The reporter of a run given none."""
 
 
 def timestamp() -> str:
@@ -286,7 +237,7 @@ def train(
         _restore(state, model, optimizer, recipe_parts, cuda)
         step, elapsed, best, history = state.step, state.elapsed, state.best, list(state.history)
 
-    reporter = reporter if reporter is not None else _Silent()
+    reporter = reporter if reporter is not None else Silent()
     mixed = torch.bfloat16 if bf16 else None
     log_lambdas = torch.log(torch.tensor(model_config.lambdas)).unsqueeze(1).to(device)
     gen = torch.Generator(device=device)
@@ -335,15 +286,12 @@ def train(
             return training_seconds() / cfg.train_seconds
         return step_progress(step, cfg)
 
-    def seconds_left(steps_per_s: float) -> float:
-        left = math.inf
-        if budgeted:
-            left = deadline - time.monotonic()
-        if timed:
-            left = min(left, cfg.train_seconds - training_seconds())
-        if cfg.steps > 0 and steps_per_s > 0:
-            left = min(left, (cfg.steps - step) / steps_per_s)
-        return max(0.0, left)
+    def seconds_left(steps_per_s: float) -> float | None:
+        return estimate_seconds_left(
+            step, cfg.steps, steps_per_s,
+            deadline_left=deadline - time.monotonic() if budgeted else None,
+            train_left=cfg.train_seconds - training_seconds() if timed else None,
+        )  # fmt: skip
 
     def finished() -> bool:
         if cfg.steps > 0 and step >= cfg.steps:

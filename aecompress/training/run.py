@@ -31,8 +31,9 @@ from ..modelcard import write_model_card
 from ..validate import ValidationResult, frozen_copy, load_valid_images, validate_checkpoint
 from ..validate import validate_model as _validate_model
 from .data import DataSource, ImageSet, load_dataset, read_training_image
-from .loop import Reporter, TrainResult, append_log, build_model, timestamp, train
+from .loop import TrainResult, append_log, build_model, timestamp, train
 from .options import RunPlan, TrainOptions, TrainUsageError, plan_run
+from .progress import Reporter, Silent
 from .state import BEST_FILE, CARD_FILE, MODEL_FILE, TrainingState, model_from_weights, read_init
 
 CALIBRATION_IMAGES = 64  # training images that size the integer network at the final export
@@ -65,6 +66,17 @@ class _Inputs:
     valid_sources: list[dict]  # {"path", "images"} of each --valid root, for the provenance
 
 
+class _Stages:
+    """The stages of one export, counted for the reporter: each call starts the next."""
+
+    def __init__(self, reporter: Reporter, name: str, total: int):
+        self.reporter, self.name, self.total, self.done = reporter, name, total, 0
+
+    def __call__(self, text: str) -> None:
+        self.reporter.export_stage(f"{self.name}: {text}", self.done, self.total)
+        self.done += 1
+
+
 @dataclass
 class _Exporter:
     """Exports a model as it would be shipped and validates it through the real codec."""
@@ -76,15 +88,29 @@ class _Exporter:
     valid_images: list[NamedImage]
     qualities: Sequence[float]
 
+    @property
+    def stages(self) -> int:
+        """Stages of one candidate: calibrating, and validating when there are images."""
+        return 2 if self.valid_images else 1
+
     def __call__(
-        self, model: HyperpriorModel, step: int, seconds: float
+        self, model: HyperpriorModel, step: int, seconds: float, stage: _Stages, kind: str
     ) -> tuple[Checkpoint, ValidationResult | None]:
+        """Export `model` (the `kind` weights, such as "average"); each stage is announced."""
+        stage(
+            f"calibrating the integer scale network on {len(self.calibration)} images "
+            f"({kind} weights)"
+        )
         ckpt = export_trained(
             frozen_copy(model), self.calibration, self.model_id, dict(self.provenance),
             self.device,
         )  # fmt: skip
         if not self.valid_images:
             return ckpt, None
+        stage(
+            f"validating the {kind} weights on {len(self.valid_images)} images at "
+            f"{len(self.qualities)} qualities"
+        )
         val = validate_checkpoint(
             ckpt, self.valid_images, self.qualities, device=self.device, step=step
         )
@@ -113,18 +139,24 @@ def run_training(
     reporter: Reporter | None = None,
     warn: Callable[[str], None] = print,
     note: Callable[[str], None] = print,
+    detail: Callable[[str], None] = lambda text: None,
 ) -> RunReport:
     """The `aecompress train` command as a plain function.
+
+    Progress (training, and the stages of each export) goes to `reporter`; warnings to `warn`;
+    what the run does to `note`; finer points (where the data were found, each exported
+    candidate's validation) to `detail`.
 
     given: names of the TrainConfig / ModelConfig fields the user set explicitly; with --resume
     or --init they must agree with the run / model they continue (TrainUsageError otherwise),
     except RESUME_FREE_FIELDS, which a resumed run may change.
     """
     started = opts.started if opts.started is not None else time.monotonic()
+    reporter = reporter if reporter is not None else Silent()
     plan = plan_run(opts, given, note)
     training = opts.export_from is None
     device = resolve_device(opts.device)
-    inputs = _load_inputs(opts, plan, device, warn, note)
+    inputs = _load_inputs(opts, plan, device, warn, note, detail)
     plan.out.mkdir(parents=True, exist_ok=True)
     run_info = _run_info(opts, plan, device)
     provenance = _provenance(opts, plan, device, run_info, inputs)
@@ -143,7 +175,7 @@ def run_training(
     if result.steps_per_s > 0:
         mp = result.steps_per_s * plan.cfg.batch_size * plan.cfg.patch_size**2 / 1e6
         provenance["speed"] = f"{result.steps_per_s:.2f} it/s, {mp:.2f} MP/s"
-    return _export_run(plan.out, result, export, budget, note)
+    return _export_run(plan.out, result, export, budget, reporter, note, detail)
 
 
 def _precision(device: torch.device, bf16: bool) -> str:
@@ -162,6 +194,7 @@ def _load_inputs(
     device: torch.device,
     warn: Callable[[str], None],
     note: Callable[[str], None],
+    detail: Callable[[str], None],
 ) -> _Inputs:
     """The training images (or, when only exporting, the few that calibrate the export) and
     the validation images."""
@@ -170,6 +203,8 @@ def _load_inputs(
         if opts.bf16 and device.type != "cuda":
             warn("--bf16 on the CPU is usually slower than float32")
         images, sources = load_dataset(plan.data_roots, plan.cfg.patch_size, warn)
+        for s in sources:
+            detail(f"training data {s.path}: {s.images} usable of {s.files} image files")
         note(f"{len(images)} training images from {sum(s.files for s in sources)} files")
         state = plan.state
         if state is not None and state.data and state.data != [asdict(s) for s in sources]:
@@ -178,9 +213,13 @@ def _load_inputs(
     else:
         images, sources = [], []
         calibration = _calibration_images(plan.data_roots, plan.cfg.patch_size, warn)
+        detail(
+            f"calibrating on {len(calibration)} images of {', '.join(map(str, plan.data_roots))}"
+        )
     valid_images, valid_sources = [], []
     for root in opts.valid:
         found = load_valid_images([root], warn)
+        detail(f"validation data {Path(root).resolve()}: {len(found)} images")
         valid_images += found
         valid_sources.append({"path": str(Path(root).resolve()), "images": len(found)})
     if valid_images:
@@ -261,7 +300,7 @@ def _train_session(
     run_info: dict,
     export: _Exporter,
     budget: _Budget,
-    reporter: Reporter | None,
+    reporter: Reporter,
     note: Callable[[str], None],
 ) -> tuple[TrainResult, _Budget]:
     """Train (on from the resumed state, if any) until the steps, the training time or the
@@ -271,7 +310,7 @@ def _train_session(
     append_log(out, f"{start}: {opts.command or 'aecompress train'}")
     append_log(out, f"device {describe(device)}; {_precision(device, opts.bf16)}")
     if budget.seconds > 0:
-        budget = _plan_budget(opts, plan, export, budget, bool(inputs.valid_images))
+        budget = _plan_budget(opts, plan, export, budget, bool(inputs.valid_images), reporter)
         train_s = budget.deadline - time.monotonic()
         note(
             f"time budget {format_duration(budget.seconds)}: {format_duration(train_s)} of "
@@ -302,7 +341,12 @@ def _train_session(
 
 
 def _plan_budget(
-    opts: TrainOptions, plan: RunPlan, export: _Exporter, budget: _Budget, validating: bool
+    opts: TrainOptions,
+    plan: RunPlan,
+    export: _Exporter,
+    budget: _Budget,
+    validating: bool,
+    reporter: Reporter,
 ) -> _Budget:
     """The deadline and the seconds per exported candidate: exports the starting weights once
     to time the export (which also proves it works before the budget is spent), and keeps room
@@ -314,7 +358,11 @@ def _plan_budget(
         with torch.random.fork_rng(devices=[]):
             model = build_model(plan.model_config, cfg, plan.init_weights)
     t0 = time.monotonic()
-    export(model, state.step if state is not None else 0, 0.0)
+    try:
+        stages = _Stages(reporter, "trial export", export.stages)
+        export(model, state.step if state is not None else 0, 0.0, stages, "starting")
+    finally:
+        reporter.export_end()
     per_export = time.monotonic() - t0
     periodic = validating and (cfg.valid_every > 0 or cfg.valid_seconds > 0)
     candidates = 1 + (validating and cfg.ema_decay > 0) + periodic
@@ -349,10 +397,11 @@ def _export_run(
     result: TrainResult,
     export: _Exporter,
     budget: _Budget,
+    reporter: Reporter,
     note: Callable[[str], None],
+    detail: Callable[[str], None],
 ) -> RunReport:
     """Export the candidates, keep the best validated one, and write model.pt and its card."""
-    note("exporting" + (" and validating" if export.valid_images else ""))
 
     def affordable(what: str) -> bool:
         if budget.affords_export():
@@ -367,29 +416,58 @@ def _export_run(
     candidates = [(m, kind) for m, kind in candidates if m is not None]
     if not export.valid_images:
         candidates = candidates[:1]  # nothing to compare on
-    ckpt, validation, weights_kind = None, None, ""
-    for model, kind in candidates:
-        if ckpt is not None and not affordable(f"{kind} weights"):
-            break
-        ckpt_c, val_c = export(model, result.step, result.elapsed)
-        if ckpt is None or val_c.score < validation.score:
-            ckpt, validation, weights_kind = ckpt_c, val_c, kind
-    selected = result.step
-    best = result.best
-    if validation is not None and best is not None and best["step"] != result.step:
-        comparable = best.get("images") == validation.images
-        if (
-            comparable
-            and best["score"] < validation.score
-            and (out / BEST_FILE).is_file()
-            and affordable("best validation's weights")
-        ):
-            config, weights, _ = read_init(out / BEST_FILE)
-            model = model_from_weights(config, weights)
-            ckpt_b, val_b = export(model, best["step"], result.elapsed)
-            if val_b.score < validation.score:
-                ckpt, validation, selected = ckpt_b, val_b, best["step"]
-                weights_kind = "best validation"
+    # The stages as far as known: the candidates', and writing the files; the best periodic
+    # validation's weights add theirs when they are tried, a skipped candidate takes its off.
+    stages = _Stages(reporter, "export", len(candidates) * export.stages + 1)
+
+    def candidate(model: HyperpriorModel, step: int, kind: str):
+        ckpt_c, val_c = export(model, step, result.elapsed, stages, kind)
+        if val_c is not None:
+            detail(f"export: {kind} weights: validation {val_c.summary()}")
+        return ckpt_c, val_c
+
+    try:
+        ckpt, validation, weights_kind = None, None, ""
+        for i, (model, kind) in enumerate(candidates):
+            if ckpt is not None and not affordable(f"{kind} weights"):
+                stages.total -= (len(candidates) - i) * export.stages
+                break
+            ckpt_c, val_c = candidate(model, result.step, kind)
+            if ckpt is None or val_c.score < validation.score:
+                ckpt, validation, weights_kind = ckpt_c, val_c, kind
+        selected = result.step
+        best = result.best
+        if validation is not None and best is not None and best["step"] != result.step:
+            comparable = best.get("images") == validation.images
+            if (
+                comparable
+                and best["score"] < validation.score
+                and (out / BEST_FILE).is_file()
+                and affordable("best validation's weights")
+            ):
+                config, weights, _ = read_init(out / BEST_FILE)
+                model = model_from_weights(config, weights)
+                stages.total += export.stages
+                ckpt_b, val_b = candidate(model, best["step"], f"step {best['step']}")
+                if val_b.score < validation.score:
+                    ckpt, validation, selected = ckpt_b, val_b, best["step"]
+                    weights_kind = "best validation"
+        stages(f"writing {MODEL_FILE} and {CARD_FILE}")
+        return _write_export(out, ckpt, validation, selected, weights_kind, result, note)
+    finally:
+        reporter.export_end()
+
+
+def _write_export(
+    out: Path,
+    ckpt: Checkpoint,
+    validation: ValidationResult | None,
+    selected: int,
+    weights_kind: str,
+    result: TrainResult,
+    note: Callable[[str], None],
+) -> RunReport:
+    """model.pt (the chosen candidate, with how it was chosen) and its model card."""
     ckpt.provenance["selected_step"] = str(selected)
     ckpt.provenance["selected_weights"] = weights_kind
     ckpt.provenance["created"] = timestamp()
