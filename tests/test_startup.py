@@ -5,8 +5,10 @@ benchmarks/startup.py, not here)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import make_tiny_checkpoint
@@ -16,6 +18,7 @@ from aecompress.codec import Codec
 from aecompress.imagefile import encode_image
 from aecompress.imageio import load_image
 
+ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "numpy", "PIL", "constriction", "matplotlib")
 
 # Runs the CLI in a fresh interpreter and prints, as JSON, the exit code and which heavy
@@ -33,7 +36,8 @@ print("\\n" + json.dumps({"code": code, "loaded": loaded}))
 """.replace("HEAVY", repr(HEAVY))
 
 
-def probe(*args: str, cwd=None, env=None) -> dict:
+def probe(*args: str, cwd=None) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the checkout, from any working directory
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, *args],
         capture_output=True,
@@ -106,6 +110,9 @@ def test_models_lists_the_shipped_models_without_torch(aec_file):
         ["encode", "x.png", "--quiet", "--verbose"],
         ["bench", "x.png", "--codecs", "nosuchcodec"],
         ["train", "x", "--out", "run", "--time-budget", "soon"],
+        ["train", "x", "--out", "run", "--checkpoint-every", "2.5"],
+        ["train", "x", "--out", "run", "--quiet", "--verbose"],
+        ["train", "x", "--out", "run", "--device", "tpu"],
     ],
 )
 def test_usage_errors_exit_2_before_anything_heavy_is_imported(args, tmp_path):

@@ -36,9 +36,12 @@ def train(
     ctx: typer.Context,
     data: Annotated[
         list[Path] | None,
-        # Described in the docstring: Typer prints an argument's type ("<list[Path]>") next to
-        # its help whatever its metavar, so its help entry is hidden.
-        typer.Argument(metavar="DATA", hidden=True, show_default=False),
+        typer.Argument(
+            metavar="DATA...",
+            help="Training images: files or folders, searched recursively (PNG, JPEG, WebP, "
+            "...). With --resume or --export-from: the run's own data when left out.",
+            show_default=False,
+        ),
     ] = None,
     out_dir: Annotated[
         Path | None,
@@ -198,10 +201,9 @@ def train(
 ) -> None:
     """Train a model on your own images, then export it for --model.
 
-    DATA: image files or folders, searched recursively (PNG, JPEG, WebP, ...); with --resume
-    or --export-from, the run's own data when left out. Trains on CUDA when present, and
-    writes a checkpoint usable with --model and its model card to --out. Ctrl-C saves the
-    state; --resume continues the run."""
+    Trains on CUDA when present, and writes a checkpoint usable with --model and its model
+    card to --out. Ctrl-C saves the state; --resume continues the run.
+    """
     import shlex
     import sys
     import time
