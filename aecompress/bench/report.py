@@ -48,7 +48,7 @@ from rich.table import Table
 
 from ..errors import AecError
 from ..fileio import write_output
-from .codecs import AEC
+from .options import AEC
 from .results import BenchResult, CodecInfo, CurvePoint
 
 JSON_FORMAT = "aecompress-bench"

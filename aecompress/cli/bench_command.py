@@ -5,6 +5,9 @@ the model and device, skipped codecs and errors go to stderr. Exit codes, as for
 (`common.guard`): 0 success, 1 failure (no inputs found, an unreadable image, a missing model,
 a file that cannot be written, --plot without matplotlib), 2 usage error (an unknown codec, a
 malformed --qualities or --sweep), 130 interrupted.
+
+Only `bench.options` is imported here: the measuring parts need numpy, Pillow and torch and
+are imported in the command, after the arguments are checked.
 """
 
 from __future__ import annotations
@@ -13,28 +16,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..bench import (
+from ..bench.options import (
     AEC,
     DEFAULT_AEC_QUALITIES,
     DEFAULT_CODECS,
     DEFAULT_REFERENCE,
     KNOWN_CODECS,
-    available_codecs,
-    curve_table,
     parse_codecs,
     parse_reference,
     parse_sweeps,
-    require_matplotlib,
-    run_bench,
-    summary_table,
-    total_points,
-    write_reports,
 )
 from ..errors import AecError
 from ..fileio import check_writable
-from ..imagesets import find_images, read_images
 from .common import DeviceOpt, ForceOpt, ModelOpt, err, guard, open_codec, out
 
 _CODEC_HELP = (
@@ -108,7 +102,7 @@ def bench(
     cores, mostly aec and MS-SSIM; --workers 2 shortens the peers' part.
     """
     with guard():
-        # Usage errors first, before any file is looked at or any model loaded.
+        # Usage errors first, before any file is looked at or anything heavy imported.
         names = parse_codecs(codecs)
         sweeps = parse_sweeps(qualities, sweep or ())
         reference = parse_reference(reference)
@@ -118,7 +112,23 @@ def bench(
             if path is not None:
                 check_writable(path, force)
         if plot_out is not None:
+            from ..bench.report import require_matplotlib
+
             require_matplotlib()  # fail now, not after the whole measurement
+
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        from ..bench.codecs import available_codecs
+        from ..bench.report import curve_table, summary_table, write_reports
+        from ..bench.runner import run_bench, total_points
+        from ..imagesets import find_images, read_images
+
         paths = find_images(inputs)
         if not paths:
             raise AecError(f"no image files found in {', '.join(inputs)}")
