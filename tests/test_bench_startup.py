@@ -79,9 +79,9 @@ def test_the_bench_package_names_are_light_and_agree_with_the_peers():
 
 def test_the_package_still_exports_the_measuring_parts():
     import aecompress.bench as bench
-    from aecompress.bench import report, runner
+    from aecompress.bench import runner, tables
 
-    assert bench.run_bench is runner.run_bench and bench.curve_table is report.curve_table
+    assert bench.run_bench is runner.run_bench and bench.curve_table is tables.curve_table
     assert set(bench.__all__) <= set(dir(bench)) | set(bench._LAZY)
     with pytest.raises(AttributeError):
         bench.no_such_name  # noqa: B018

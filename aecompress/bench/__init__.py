@@ -13,7 +13,8 @@ One job per module:
 * `bdrate`: the Bjøntegaard delta rate and its PCHIP interpolation;
 * `machine`: where the benchmark ran;
 * `results`: the records a run produces;
-* `report`: tables, JSON, CSV, Markdown and the plot.
+* `tables`: the console tables, fitted to the terminal's width;
+* `report`: JSON, CSV, Markdown and the plot.
 
 This package exports what the command and the scripts use.
 """
@@ -40,8 +41,8 @@ from .options import (
 # importing this package for the names above stays light.
 _LAZY = {
     "available_codecs": "codecs",
-    "curve_table": "report",
-    "summary_table": "report",
+    "curve_table": "tables",
+    "summary_table": "tables",
     "require_matplotlib": "report",
     "write_reports": "report",
     "BenchResult": "results",

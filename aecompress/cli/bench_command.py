@@ -125,8 +125,9 @@ def bench(
         )
 
         from ..bench.codecs import available_codecs
-        from ..bench.report import curve_table, summary_table, write_reports
+        from ..bench.report import write_reports
         from ..bench.runner import run_bench, total_points
+        from ..bench.tables import curve_table, summary_table
         from ..imagesets import find_images, read_images
 
         paths = find_images(inputs)
