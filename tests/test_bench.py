@@ -14,6 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from aecompress.bench import peers
+from aecompress.bench import plot as bench_plot
 from aecompress.bench import report as bench_report
 from aecompress.cli.bench_command import bench as bench_command
 from aecompress.registry import MODEL_ENV
@@ -182,7 +183,7 @@ def test_plot_without_matplotlib_fails_before_measuring(run, images, tmp_path, m
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     r = run(images, "--codecs", "jpeg", "--plot", tmp_path / "rd.png")
     assert r.exit_code == 1
-    assert "--plot needs matplotlib (pip install aecompress[plot])" in r.stderr
+    assert r.stderr == f"error: {bench_plot.PLOT_NEEDS}\n"  # one line, both install hints
     assert not (tmp_path / "rd.png").exists()
 
 

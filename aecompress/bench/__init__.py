@@ -14,7 +14,8 @@ One job per module:
 * `machine`: where the benchmark ran;
 * `results`: the records a run produces;
 * `tables`: the console tables, fitted to the terminal's width;
-* `report`: JSON, CSV, Markdown and the plot.
+* `plot`: the rate–distortion plot (matplotlib);
+* `report`: JSON, CSV, Markdown and writing every requested file.
 
 This package exports what the command and the scripts use.
 """
@@ -43,7 +44,7 @@ _LAZY = {
     "available_codecs": "codecs",
     "curve_table": "tables",
     "summary_table": "tables",
-    "require_matplotlib": "report",
+    "require_matplotlib": "plot",
     "write_reports": "report",
     "BenchResult": "results",
     "CodecSummary": "results",

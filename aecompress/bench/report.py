@@ -1,5 +1,5 @@
-"""What `aecompress bench` writes to files: JSON, CSV, Markdown and a rate–distortion plot
-(the console tables are in `tables`).
+"""What `aecompress bench` writes to files: JSON, CSV, Markdown and the rate–distortion plot
+(drawn in `plot`; the console tables are in `tables`).
 
 JSON (``--json``), one object; floats that are not finite are written as null::
 
@@ -45,10 +45,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import AecError
 from ..fileio import write_output
-from .options import AEC
-from .results import BenchResult, CurvePoint
+from .plot import plot_png
+from .results import BenchResult
 from .tables import CURVE_COLUMNS, curve_cells, infos, num, pct, targets
 
 JSON_FORMAT = "aecompress-bench"
@@ -57,7 +56,6 @@ POINT_FIELDS = (
     "codec", "quality", "image", "width", "height", "bytes", "bpp", "ratio", "psnr", "ms_ssim",
     "encode_ms", "decode_ms",
 )  # fmt: skip
-PLOT_NEEDS = "--plot needs matplotlib (pip install aecompress[plot])"
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,70 +176,6 @@ def markdown(result: BenchResult) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------
-# Plot
-
-
-def require_matplotlib() -> None:
-    """Raise AecError with the install hint when matplotlib cannot be imported."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise AecError(PLOT_NEEDS) from None
-
-
-def _by_codec(curves: Sequence[CurvePoint]) -> dict[str, list[CurvePoint]]:
-    groups: dict[str, list[CurvePoint]] = {}
-    for c in curves:
-        groups.setdefault(c.codec, []).append(c)
-    return {k: sorted(v, key=lambda c: c.bpp) for k, v in groups.items()}
-
-
-def plot_png(result: BenchResult) -> bytes:
-    """PSNR vs bpp (ratio on top) and MS-SSIM dB vs bpp, as PNG bytes (Agg, no GUI)."""
-    require_matplotlib()
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(13, 5.2), dpi=120, layout="constrained")
-    FigureCanvasAgg(figure)
-    ax_psnr, ax_ssim = figure.subplots(1, 2)
-    info = infos(result)
-    bpp_max = 0.0
-    for codec, curve in _by_codec(result.curves).items():
-        bpp = [c.bpp for c in curve]
-        bpp_max = max(bpp_max, *bpp)
-        label = codec if codec not in info else f"{codec}: {info[codec].description}"
-        style = {"linewidth": 2.4, "zorder": 3} if codec == AEC else {"linewidth": 1.3}
-        ax_psnr.plot(bpp, [c.psnr for c in curve], marker="o", markersize=3.5, label=label,
-                     **style)  # fmt: skip
-        ax_ssim.plot(bpp, [c.ms_ssim_db for c in curve], marker="o", markersize=3.5,
-                     label=label, **style)  # fmt: skip
-    images = len(result.images)
-    for ax, ylabel in ((ax_psnr, "PSNR (dB, RGB)"), (ax_ssim, "MS-SSIM (dB) = −10·log10(1 − x)")):
-        ax.set_xlabel("bits per pixel (file bytes × 8 / pixels)")
-        ax.set_ylabel(ylabel)
-        ax.set_xlim(0, bpp_max * 1.03 if bpp_max > 0 else 1)
-        ax.grid(True, alpha=0.3)
-    ax_psnr.set_title(f"PSNR vs rate, mean of {images} image(s)")
-    ax_ssim.set_title(f"MS-SSIM vs rate, mean of {images} image(s)")
-
-    def to_ratio(bpp):
-        bpp = np.asarray(bpp, dtype=float)
-        return 24.0 / np.maximum(bpp, 1e-9)
-
-    top = ax_psnr.secondary_xaxis("top", functions=(to_ratio, to_ratio))
-    top.set_xlabel("compression ratio (24 / bpp)")
-    ratios = [r for r in (8, 12, 16, 24, 32, 48, 96, 240) if 24 / r <= max(bpp_max, 0.1)]
-    top.set_xticks(ratios, [f"{r}:1" for r in ratios])
-    ax_psnr.legend(loc="lower right", fontsize=8)
-    ax_ssim.legend(loc="lower right", fontsize=8)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------------------------

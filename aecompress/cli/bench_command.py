@@ -112,7 +112,7 @@ def bench(
             if path is not None:
                 check_writable(path, force)
         if plot_out is not None:
-            from ..bench.report import require_matplotlib
+            from ..bench.plot import require_matplotlib
 
             require_matplotlib()  # fail now, not after the whole measurement
 
