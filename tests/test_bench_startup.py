@@ -61,6 +61,7 @@ def probe(*args: str, cwd: Path) -> dict:
         (["bench", "x.png", "--qualities", "0,50"], 2),
         (["bench", "x.png", "--sweep", "jpeg=abc"], 2),
         (["bench", "x.png", "--reference", "foo"], 2),
+        (["bench", "x.png", "--quiet", "--verbose"], 2),
         (["bench", "x.png", "--workers", "0"], 2),
     ],
 )
