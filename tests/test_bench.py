@@ -14,9 +14,20 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from aecompress.bench import peers
+from aecompress.bench import plot as bench_plot
 from aecompress.bench import report as bench_report
 from aecompress.cli.bench_command import bench as bench_command
 from aecompress.registry import MODEL_ENV
+
+
+@pytest.fixture(autouse=True)
+def loud_again():
+    """--quiet and -v are kept in a module of the CLI for the process; put them back after
+    each test, so that a later test of another command does not run quiet."""
+    from aecompress.cli import common
+
+    yield
+    common.set_verbosity(False, False)
 
 
 @pytest.fixture
@@ -182,7 +193,7 @@ def test_plot_without_matplotlib_fails_before_measuring(run, images, tmp_path, m
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     r = run(images, "--codecs", "jpeg", "--plot", tmp_path / "rd.png")
     assert r.exit_code == 1
-    assert "--plot needs matplotlib (pip install aecompress[plot])" in r.stderr
+    assert r.stderr == f"error: {bench_plot.PLOT_NEEDS}\n"  # one line, both install hints
     assert not (tmp_path / "rd.png").exists()
 
 
@@ -198,3 +209,60 @@ def test_ctrl_c_exits_130_like_every_command(images, monkeypatch):
     assert r.exit_code == 130, r.output
     assert "interrupted" in r.stderr
     assert "Traceback" not in r.output
+
+
+def test_quiet_prints_the_tables_and_files_only(run, images, tmp_path, monkeypatch):
+    real = peers.unavailable_reason
+    monkeypatch.setattr(
+        peers,
+        "unavailable_reason",
+        lambda n: "pillow-fake not installed" if n == "webp" else real(n),
+    )
+    args = [images, "--codecs", "jpeg,webp", "--sweep", "jpeg=50,90"]
+    r = run(*args, "--json", tmp_path / "loud.json")
+    assert r.exit_code == 0, r.output
+    assert "warning: webp: skipped (pillow-fake not installed)" in r.stderr
+    assert "2 images × 2 settings of jpeg" in r.stderr and "wrote" in r.stderr
+    r = run(*args, "--quiet", "--json", tmp_path / "quiet.json")
+    assert r.exit_code == 0, r.output
+    assert r.stderr == ""
+    assert "BD-rate PSNR" in r.stdout and "jpeg" in r.stdout
+    assert json.loads((tmp_path / "quiet.json").read_text())["format"] == "aecompress-bench"
+
+
+def test_verbose_names_the_images_and_the_sweeps(run, images):
+    r = run(images, "--codecs", "jpeg", "--sweep", "jpeg=50,90", "-v")
+    assert r.exit_code == 0, r.output
+    assert f"{images / 'p1.png'}: 96×64" in r.stderr
+    assert "jpeg at 50,90" in r.stderr and "measuring jpeg" in r.stderr
+    r = run(images, "--codecs", "jpeg", "--quiet", "--verbose")
+    assert r.exit_code == 2
+    assert "--quiet and --verbose cannot be used together" in r.stderr
+
+
+def test_the_progress_bar_is_drawn_on_a_terminal_unless_quiet(run, images, monkeypatch):
+    from aecompress.cli import common
+
+    hide_cursor = "\x1b[?25l"  # written when a live bar starts
+    args = [images, "--codecs", "jpeg", "--sweep", "jpeg=50,90"]
+    r = run(*args)
+    assert r.exit_code == 0 and hide_cursor not in r.stderr  # not a terminal: no bar
+    monkeypatch.setattr(common.err, "_force_terminal", True)
+    r = run(*args)
+    assert r.exit_code == 0 and hide_cursor in r.stderr
+    r = run(*args, "--quiet")
+    assert r.exit_code == 0 and r.stderr == ""
+
+
+def test_help_names_every_value_without_type_labels():
+    from aecompress.cli import app
+
+    r = CliRunner().invoke(app, ["bench", "--help"], env={"COLUMNS": "100"})
+    assert r.exit_code == 0, r.output
+    assert "<" not in r.stdout, r.stdout  # no <list[str]>, <int range>, <path>, <str>
+    for shown in ("{IMAGE}...", "--codecs CODECS", "--qualities Q,Q,...", "--sweep CODEC=V,V,...",
+                  "--reference CODEC", "--workers N", "--json FILE", "--plot FILE", "--quiet",
+                  "-v, --verbose"):  # fmt: skip
+        assert shown in r.stdout, shown
+    assert "[default: 1,15,29,43,57,72,86,100]" in r.stdout
+    assert "[default: aec,jpeg,webp,avif,jp2,heic,jxl]" in " ".join(r.stdout.split())

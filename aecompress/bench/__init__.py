@@ -5,20 +5,27 @@ One job per module:
 
 * `peers`: JPEG, WebP, AVIF, JPEG 2000, HEIC and JPEG XL through Pillow, in memory;
 * `aec`: aec as a benchmarked codec (the one place that calls `Codec`);
-* `codecs`: codec names, defaults, swept values and which codecs can run here;
+* `options`: codec names, defaults and the checks of the command's options (light: no numpy,
+  Pillow or torch, so `--help` and usage errors answer at once);
+* `codecs`: swept values and which codecs can run here;
 * `runner`: the sweeps measured point by point, worker processes, `run_bench`;
 * `summary`: mean curves, BD-rates between codecs, PSNR at chosen bpps;
 * `bdrate`: the Bjøntegaard delta rate and its PCHIP interpolation;
 * `machine`: where the benchmark ran;
 * `results`: the records a run produces;
-* `report`: tables, JSON, CSV, Markdown and the plot.
+* `tables`: the console tables, fitted to the terminal's width;
+* `plot`: the rate–distortion plot (matplotlib);
+* `report`: JSON, CSV, Markdown and writing every requested file.
 
 This package exports what the command and the scripts use.
 """
 
 from __future__ import annotations
 
-from .codecs import (
+import importlib
+from typing import Any
+
+from .options import (
     AEC,
     DEFAULT_AEC_QUALITIES,
     DEFAULT_CODECS,
@@ -26,15 +33,36 @@ from .codecs import (
     KNOWN_CODECS,
     SweepError,
     UnknownCodecError,
-    available_codecs,
     parse_codecs,
     parse_reference,
     parse_sweeps,
 )
-from .report import curve_table, require_matplotlib, summary_table, write_reports
-from .results import BenchResult, CodecSummary, CurvePoint, ImagePoint
-from .runner import run_bench, total_points
-from .summary import summarize
+
+# The rest needs numpy and Pillow (and torch through aec): imported on first use, so that
+# importing this package for the names above stays light.
+_LAZY = {
+    "available_codecs": "codecs",
+    "curve_table": "tables",
+    "summary_table": "tables",
+    "require_matplotlib": "plot",
+    "write_reports": "report",
+    "BenchResult": "results",
+    "CodecSummary": "results",
+    "CurvePoint": "results",
+    "ImagePoint": "results",
+    "run_bench": "runner",
+    "total_points": "runner",
+    "summarize": "summary",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AEC",
@@ -42,21 +70,10 @@ __all__ = [
     "DEFAULT_CODECS",
     "DEFAULT_REFERENCE",
     "KNOWN_CODECS",
-    "BenchResult",
-    "CodecSummary",
-    "CurvePoint",
-    "ImagePoint",
     "SweepError",
     "UnknownCodecError",
-    "available_codecs",
-    "curve_table",
     "parse_codecs",
     "parse_reference",
     "parse_sweeps",
-    "require_matplotlib",
-    "run_bench",
-    "summarize",
-    "summary_table",
-    "total_points",
-    "write_reports",
+    *_LAZY,
 ]

@@ -1,4 +1,5 @@
-"""What `aecompress bench` writes: rich tables, JSON, CSV, Markdown and a rate–distortion plot.
+"""What `aecompress bench` writes to files: JSON, CSV, Markdown and the rate–distortion plot
+(drawn in `plot`; the console tables are in `tables`).
 
 JSON (``--json``), one object; floats that are not finite are written as null::
 
@@ -44,12 +45,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
-from ..errors import AecError
 from ..fileio import write_output
-from .codecs import AEC
-from .results import BenchResult, CodecInfo, CurvePoint
+from .plot import plot_png
+from .results import BenchResult
+from .tables import CURVE_COLUMNS, curve_cells, infos, num, pct, targets
 
 JSON_FORMAT = "aecompress-bench"
 JSON_VERSION = 1
@@ -57,74 +56,6 @@ POINT_FIELDS = (
     "codec", "quality", "image", "width", "height", "bytes", "bpp", "ratio", "psnr", "ms_ssim",
     "encode_ms", "decode_ms",
 )  # fmt: skip
-PLOT_NEEDS = "--plot needs matplotlib (pip install aecompress[plot])"
-
-
-# --------------------------------------------------------------------------------------------
-# Formatting
-
-
-def _num(value: float | None, spec: str, none: str = "—") -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return none
-    return format(value, spec)
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value:+.1f}%"
-
-
-def setting(info: CodecInfo | None, value: float) -> str:
-    """The swept value as shown: 'q 75' style for qualities, '24:1' for ratios."""
-    if info is not None and info.sweep_unit == "ratio":
-        return f"{value:g}:1"
-    return f"{value:g}"
-
-
-def _infos(result: BenchResult) -> dict[str, CodecInfo]:
-    return {c.name: c for c in result.codecs}
-
-
-def curve_table(result: BenchResult) -> Table:
-    infos = _infos(result)
-    t = Table(title=None, show_edge=False)
-    columns = ("codec", "q", "bpp", "ratio", "PSNR dB", "MS-SSIM", "MS-SSIM dB", "enc ms",
-               "dec ms", "enc MP/s", "dec MP/s")  # fmt: skip
-    for col in columns:
-        t.add_column(col, justify="left" if col == "codec" else "right", no_wrap=True)
-    previous = None
-    for c in result.curves:
-        if previous is not None and c.codec != previous:
-            t.add_section()
-        previous = c.codec
-        t.add_row(
-            c.codec, setting(infos.get(c.codec), c.quality), f"{c.bpp:.3f}", f"{c.ratio:.1f}",
-            f"{c.psnr:.2f}", f"{c.ms_ssim:.4f}", f"{c.ms_ssim_db:.2f}", f"{c.encode_ms:.1f}",
-            f"{c.decode_ms:.1f}", _num(c.encode_mpix_s, ".2f"), _num(c.decode_mpix_s, ".2f"),
-        )  # fmt: skip
-    return t
-
-
-def summary_table(result: BenchResult) -> Table:
-    t = Table(title=None, show_edge=False)
-    targets = _targets(result)
-    columns = ["codec", f"BD-rate PSNR vs {result.reference}", "BD-rate MS-SSIM"]
-    columns += [f"PSNR@{x:g}" for x in targets] + ["bpp range"]
-    for col in columns:
-        t.add_column(col, justify="left" if col == "codec" else "right", no_wrap=True)
-    for s in result.summary:
-        t.add_row(
-            s.codec,
-            _pct(s.bd_rate_psnr),
-            _pct(s.bd_rate_ms_ssim),
-            *(_num(s.psnr_at_bpp.get(x), ".2f") for x in targets),
-            f"{s.bpp_min:.3f}–{s.bpp_max:.3f}",
-        )
-    return t
-
-
-def _targets(result: BenchResult) -> list[float]:
-    return sorted({t for s in result.summary for t in s.psnr_at_bpp})
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,8 +126,8 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], right_from: 
 
 def markdown(result: BenchResult) -> str:
     m = result.machine
-    infos = _infos(result)
-    targets = _targets(result)
+    info = infos(result)
+    at = targets(result)
     sizes = sorted({f"{im.width}×{im.height}" for im in result.images})
     lines = [
         "# aecompress bench",
@@ -215,16 +146,16 @@ def markdown(result: BenchResult) -> str:
         "",
         _md_table(
             ["codec", "settings", f"BD-rate PSNR vs {result.reference}", "BD-rate MS-SSIM"]
-            + [f"PSNR @ {x:g} bpp" for x in targets],
+            + [f"PSNR @ {x:g} bpp" for x in at],
             [
                 [
                     s.codec,
-                    f"{infos[s.codec].description} ({infos[s.codec].library})"
-                    if s.codec in infos
+                    f"{info[s.codec].description} ({info[s.codec].library})"
+                    if s.codec in info
                     else "",
-                    _pct(s.bd_rate_psnr),
-                    _pct(s.bd_rate_ms_ssim),
-                    *(_num(s.psnr_at_bpp.get(x), ".2f") for x in targets),
+                    pct(s.bd_rate_psnr),
+                    pct(s.bd_rate_ms_ssim),
+                    *(num(s.psnr_at_bpp.get(x), ".2f") for x in at),
                 ]
                 for s in result.summary
             ],
@@ -239,103 +170,12 @@ def markdown(result: BenchResult) -> str:
         "## Per setting",
         "",
         _md_table(
-            [
-                "codec",
-                "q",
-                "bpp",
-                "ratio",
-                "PSNR dB",
-                "MS-SSIM",
-                "MS-SSIM dB",
-                "enc ms",
-                "dec ms",
-                "enc MP/s",
-                "dec MP/s",
-            ],  # fmt: skip
-            [
-                [
-                    c.codec,
-                    setting(infos.get(c.codec), c.quality),
-                    f"{c.bpp:.3f}",
-                    f"{c.ratio:.1f}",
-                    f"{c.psnr:.2f}",
-                    f"{c.ms_ssim:.4f}",
-                    f"{c.ms_ssim_db:.2f}",
-                    f"{c.encode_ms:.1f}",
-                    f"{c.decode_ms:.1f}",
-                    _num(c.encode_mpix_s, ".2f"),
-                    _num(c.decode_mpix_s, ".2f"),
-                ]  # fmt: skip
-                for c in result.curves
-            ],
+            [c.header for c in CURVE_COLUMNS],
+            [curve_cells(c, info.get(c.codec)) for c in result.curves],
         ),
         "",
     ]
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------
-# Plot
-
-
-def require_matplotlib() -> None:
-    """Raise AecError with the install hint when matplotlib cannot be imported."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise AecError(PLOT_NEEDS) from None
-
-
-def _by_codec(curves: Sequence[CurvePoint]) -> dict[str, list[CurvePoint]]:
-    groups: dict[str, list[CurvePoint]] = {}
-    for c in curves:
-        groups.setdefault(c.codec, []).append(c)
-    return {k: sorted(v, key=lambda c: c.bpp) for k, v in groups.items()}
-
-
-def plot_png(result: BenchResult) -> bytes:
-    """PSNR vs bpp (ratio on top) and MS-SSIM dB vs bpp, as PNG bytes (Agg, no GUI)."""
-    require_matplotlib()
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(13, 5.2), dpi=120, layout="constrained")
-    FigureCanvasAgg(figure)
-    ax_psnr, ax_ssim = figure.subplots(1, 2)
-    infos = _infos(result)
-    bpp_max = 0.0
-    for codec, curve in _by_codec(result.curves).items():
-        bpp = [c.bpp for c in curve]
-        bpp_max = max(bpp_max, *bpp)
-        label = codec if codec not in infos else f"{codec}: {infos[codec].description}"
-        style = {"linewidth": 2.4, "zorder": 3} if codec == AEC else {"linewidth": 1.3}
-        ax_psnr.plot(bpp, [c.psnr for c in curve], marker="o", markersize=3.5, label=label,
-                     **style)  # fmt: skip
-        ax_ssim.plot(bpp, [c.ms_ssim_db for c in curve], marker="o", markersize=3.5,
-                     label=label, **style)  # fmt: skip
-    images = len(result.images)
-    for ax, ylabel in ((ax_psnr, "PSNR (dB, RGB)"), (ax_ssim, "MS-SSIM (dB) = −10·log10(1 − x)")):
-        ax.set_xlabel("bits per pixel (file bytes × 8 / pixels)")
-        ax.set_ylabel(ylabel)
-        ax.set_xlim(0, bpp_max * 1.03 if bpp_max > 0 else 1)
-        ax.grid(True, alpha=0.3)
-    ax_psnr.set_title(f"PSNR vs rate, mean of {images} image(s)")
-    ax_ssim.set_title(f"MS-SSIM vs rate, mean of {images} image(s)")
-
-    def to_ratio(bpp):
-        bpp = np.asarray(bpp, dtype=float)
-        return 24.0 / np.maximum(bpp, 1e-9)
-
-    top = ax_psnr.secondary_xaxis("top", functions=(to_ratio, to_ratio))
-    top.set_xlabel("compression ratio (24 / bpp)")
-    ratios = [r for r in (8, 12, 16, 24, 32, 48, 96, 240) if 24 / r <= max(bpp_max, 0.1)]
-    top.set_xticks(ratios, [f"{r}:1" for r in ratios])
-    ax_psnr.legend(loc="lower right", fontsize=8)
-    ax_ssim.legend(loc="lower right", fontsize=8)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ how each value is measured or derived is told in `runner` and `summary`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..imagesets import NamedImage
+if TYPE_CHECKING:  # only a type here: the records load without numpy
+    from ..imagesets import NamedImage
 
 
 @dataclass
