@@ -260,9 +260,9 @@ def test_help_names_every_value_without_type_labels():
     r = CliRunner().invoke(app, ["bench", "--help"], env={"COLUMNS": "100"})
     assert r.exit_code == 0, r.output
     assert "<" not in r.stdout, r.stdout  # no <list[str]>, <int range>, <path>, <str>
-    for shown in ("{IMAGE}...", "--codecs CODECS", "--qualities Q,Q,...", "--sweep CODEC=V,V,...",
-                  "--reference CODEC", "--workers N", "--json FILE", "--plot FILE", "--quiet",
-                  "-v, --verbose"):  # fmt: skip
+    for shown in ("bench [OPTIONS] IMAGE...", "--codecs CODECS", "--qualities Q,Q,...",
+                  "--sweep CODEC=V,V,...", "--reference CODEC", "--workers N", "--json FILE",
+                  "--plot FILE", "--quiet", "-v, --verbose"):  # fmt: skip
         assert shown in r.stdout, shown
     assert "[default: 1,15,29,43,57,72,86,100]" in r.stdout
     assert "[default: aec,jpeg,webp,avif,jp2,heic,jxl]" in " ".join(r.stdout.split())

@@ -60,9 +60,12 @@ def _file_option(name: str, help: str):
 def bench(
     inputs: Annotated[
         list[str],
-        # Told in the docstring: typer labels an argument's type in the help ("<list[str]>")
-        # whatever its metavar, and the plain help has no room for that.
-        typer.Argument(metavar="IMAGE", hidden=True, show_default=False),
+        typer.Argument(
+            metavar="IMAGE...",
+            help="Image files, folders (searched recursively for image files) or glob "
+            "patterns (quote them: 'photos/**/*.png').",
+            show_default=False,
+        ),
     ],
     codecs: Annotated[
         str | None,
@@ -134,9 +137,6 @@ def bench(
     verbose: VerboseOpt = False,
 ) -> None:
     """Measure aec against JPEG, WebP, AVIF, JPEG 2000 (and HEIC, JPEG XL) on your images.
-
-    Each IMAGE is an image file, a folder (searched recursively for image files) or a glob
-    pattern (quote it: 'photos/**/*.png').
 
     Use it to see where a model stands: real file sizes (bpp, compression ratio), PSNR and
     MS-SSIM per setting, encode / decode speed, and BD-rates and PSNR at 0.25 / 0.5 / 1 bpp

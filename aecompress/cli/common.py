@@ -228,6 +228,8 @@ def guard() -> Iterator[None]:
     except Exception as e:
         fail(f"internal error: {type(e).__name__}: {e}")
         raise typer.Exit(1) from None
+    finally:
+        set_verbosity(False, False)  # one command's --quiet never outlives it (in-process runs)
 
 
 def announce(codec: Codec) -> None:

@@ -255,6 +255,7 @@ def train(
         started=STARTED if main_command else time.monotonic(), export_from=export_from,
     )  # fmt: skip
     with guard():
+        set_verbosity(quiet, verbose)  # each guard resets it on the way out
         report = run_training(
             opts,
             given={f for g in given for f in fields.get(g, [g])},
