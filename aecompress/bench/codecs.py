@@ -13,15 +13,8 @@ from . import peers
 from .options import (
     AEC,
     DEFAULT_AEC_QUALITIES,
-    DEFAULT_CODECS,
-    DEFAULT_REFERENCE,
-    KNOWN_CODECS,
     SweepError,
-    UnknownCodecError,
     check_sweep,
-    parse_codecs,
-    parse_reference,
-    parse_sweeps,
     parse_values,
 )
 from .results import CodecInfo, Skipped
@@ -29,23 +22,16 @@ from .results import CodecInfo, Skipped
 if TYPE_CHECKING:
     from ..codec import Codec
 
-__all__ = [  # the names parsed in `options` are used from here too
+__all__ = [
     "AEC",
     "DEFAULT_AEC_QUALITIES",
-    "DEFAULT_CODECS",
-    "DEFAULT_REFERENCE",
-    "KNOWN_CODECS",
     "Decoder",
     "Encoder",
     "SweepError",
-    "UnknownCodecError",
     "available_codecs",
     "check_sweep",
     "codec_info",
     "default_sweep",
-    "parse_codecs",
-    "parse_reference",
-    "parse_sweeps",
     "parse_values",
     "sweep_plan",
 ]

@@ -39,8 +39,9 @@ from ..imagesets import NamedImage
 from ..metrics import PSNR_CAP_DB, ms_ssim, psnr
 from . import peers
 from .aec import aec_coders
-from .codecs import AEC, DEFAULT_REFERENCE, Decoder, Encoder, codec_info, sweep_plan
+from .codecs import Decoder, Encoder, codec_info, sweep_plan
 from .machine import machine_info
+from .options import AEC, DEFAULT_REFERENCE
 from .results import BenchResult, ImagePoint, Skipped
 from .summary import aggregate, summarize
 

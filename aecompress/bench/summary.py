@@ -29,7 +29,7 @@ import numpy as np
 
 from ..metrics import PSNR_CAP_DB
 from .bdrate import bd_rate, pchip
-from .codecs import DEFAULT_REFERENCE
+from .options import DEFAULT_REFERENCE
 from .results import CodecSummary, CurvePoint, ImagePoint
 
 BPP_TARGETS: tuple[float, ...] = (0.25, 0.5, 1.0)

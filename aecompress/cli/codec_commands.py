@@ -39,6 +39,7 @@ from .common import (
     out,
     run_batch,
     set_verbosity,
+    show_progress,
     verbosity,
     warn,
 )
@@ -48,6 +49,14 @@ from .tables import encode_table
 if TYPE_CHECKING:
     from rich.console import Console
 
+AecFilesArg = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="FILE.aec...",
+        help=".aec files; quoted glob patterns are expanded; '-' = standard input.",
+        show_default=False,
+    ),
+]
 MkdirOpt = Annotated[
     bool, typer.Option("--mkdir", help="Create the output folder (-o) if it does not exist.")
 ]
@@ -178,8 +187,6 @@ def encode(
 
 def _bar_console() -> Console | None:
     """Where progress bars go: stderr on a terminal, unless --quiet; else nowhere."""
-    from .common import show_progress
-
     return err if show_progress() else None
 
 
@@ -215,14 +222,7 @@ def _goal(
 
 
 def decode(
-    inputs: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="FILE.aec...",
-            help=".aec files to decode; quoted glob patterns are expanded; '-' = standard input.",
-            show_default=False,
-        ),
-    ],
+    inputs: AecFilesArg,
     output: Annotated[
         str | None,
         typer.Option(
@@ -315,14 +315,7 @@ def decode(
 
 
 def info(
-    files: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="FILE.aec...",
-            help=".aec files to describe; quoted glob patterns are expanded; '-' = standard input.",
-            show_default=False,
-        ),
-    ],
+    files: AecFilesArg,
     as_json: JsonOpt = False,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     models: DecodeModelsOpt = None,
