@@ -12,21 +12,13 @@ import pytest
 import torch
 from conftest import photo_like
 from PIL import Image, ImageCms
-from typer.testing import CliRunner
 
-from aecompress.cli import app
 from aecompress.registry import MODEL_ENV
 
 
 @pytest.fixture
-def run(tiny_model_path, monkeypatch):
-    monkeypatch.setenv(MODEL_ENV, str(tiny_model_path))
-    runner = CliRunner()
-
-    def invoke(*args: str, input: bytes | None = None):
-        return runner.invoke(app, [str(a) for a in args], input=input)
-
-    return invoke
+def run(cli):
+    return cli  # conftest's: the CLI in-process, the tiny model as the default
 
 
 def save(path: Path, image: Image.Image, **kw) -> Path:

@@ -20,11 +20,9 @@ import numpy as np
 import pytest
 from conftest import make_tiny_checkpoint, photo_like
 from PIL import Image
-from typer.testing import CliRunner
 
 from aecompress import container
 from aecompress.checkpoint import save_checkpoint
-from aecompress.cli import app
 from aecompress.codec import Codec
 from aecompress.container import Header, Streams
 from aecompress.imagefile import encode_image
@@ -36,14 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def run(tiny_model_path, monkeypatch):
-    monkeypatch.setenv(MODEL_ENV, str(tiny_model_path))
-    runner = CliRunner()
-
-    def invoke(*args, input: bytes | None = None):
-        return runner.invoke(app, [str(a) for a in args], input=input)
-
-    return invoke
+def run(cli):
+    return cli  # conftest's: the CLI in-process, the tiny model as the default
 
 
 @pytest.fixture(scope="module")
