@@ -1,22 +1,12 @@
-"""The tables `aecompress bench` prints, fitted to the console's width.
-
-A number is never cut or folded: where the full table is wider than the console, the headers
-are first set on two lines, then the less important columns are left out (the JSON, CSV and
-Markdown reports always carry all of them). The columns are chosen when the table is
-rendered, from the width rich gives it, so the same object prints whole on a 160-column pipe
-and trimmed on an 80-column terminal.
-"""
+"""The tables `aecompress bench` prints, fitted to the console's width (`fittedtable`): the
+less important columns give way on a narrow terminal; the JSON, CSV and Markdown reports always
+carry all of them."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 
-from rich.console import Console, ConsoleOptions, RenderResult
-from rich.measure import Measurement
-from rich.table import Table
-
+from ..fittedtable import Column, FittedTable
 from .results import BenchResult, CodecInfo, CurvePoint
 
 
@@ -44,61 +34,6 @@ def infos(result: BenchResult) -> dict[str, CodecInfo]:
 def targets(result: BenchResult) -> list[float]:
     """The bpps the summary gives PSNR at."""
     return sorted({t for s in result.summary for t in s.psnr_at_bpp})
-
-
-@dataclass(frozen=True)
-class Column:
-    header: str
-    short: str  # the header on two lines, for narrow consoles
-    drop: int = 0  # 0: always shown; else columns of a higher number are left out first
-    left: bool = False
-
-
-class FittedTable:
-    """Rows of text under `columns`, rendered with the columns that fit the width.
-
-    `sections` are groups of rows (one per codec) separated by a rule."""
-
-    def __init__(self, columns: Sequence[Column], sections: Sequence[Sequence[Sequence[str]]]):
-        self.columns = list(columns)
-        self.sections = [[list(row) for row in rows] for rows in sections]
-
-    def table(self, keep: Sequence[int], short: bool) -> Table:
-        t = Table(show_edge=False)
-        for i in keep:
-            c = self.columns[i]
-            t.add_column(c.short if short else c.header, justify="left" if c.left else "right",
-                         no_wrap=True)  # fmt: skip
-        for n, rows in enumerate(self.sections):
-            if n:
-                t.add_section()
-            for row in rows:
-                t.add_row(*(row[i] for i in keep))
-        return t
-
-    def layouts(self):
-        """(columns kept, short headers) from the fullest to the barest."""
-        keep = list(range(len(self.columns)))
-        yield keep, False
-        yield keep, True
-        for level in sorted({c.drop for c in self.columns if c.drop}, reverse=True):
-            keep = [k for k in keep if self.columns[k].drop != level]
-            yield keep, True
-
-    def fit(self, console: Console, options: ConsoleOptions) -> Table:
-        """The fullest layout whose natural width fits, else the barest one."""
-        # Measured unconstrained: rich clamps a measurement to the width it is given.
-        unbounded = options.update_width(1 << 16)
-        table = None
-        for keep, short in self.layouts():
-            table = self.table(keep, short)
-            if Measurement.get(console, unbounded, table).maximum <= options.max_width:
-                return table
-        assert table is not None
-        return table
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield self.fit(console, options)
 
 
 CURVE_COLUMNS = (

@@ -180,7 +180,7 @@ def encode(
         if as_json:
             console.print_json(_batch_json(batch))
         elif batch.reports and not verbosity.quiet:
-            console.print(encode_table(batch.reports, console.width))
+            console.print(encode_table(batch.reports))
     if batch.failed:
         raise typer.Exit(1)
 
