@@ -47,8 +47,11 @@ def image_format_for(path: Path | str) -> str:
         return FORMATS_BY_EXTENSION[suffix]
     except KeyError:
         known = ", ".join(sorted(FORMATS_BY_EXTENSION))
-        what = f"extension '{suffix}'" if suffix else "no extension to choose the format by"
-        raise UnknownImageFormat(f"{path}: unknown image {what} (use one of {known})") from None
+        if suffix:
+            what = f"unknown image extension '{suffix}'"
+        else:
+            what = "no extension to choose the image format by"
+        raise UnknownImageFormat(f"{path}: {what} (use one of {known})") from None
 
 
 def check_writable_format(fmt: str) -> None:

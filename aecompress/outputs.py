@@ -133,6 +133,20 @@ def prepare_output(
         raise AecError(f"refusing to overwrite the input file {target}")
 
 
+def check_job(
+    source: str,
+    target: str,
+    force: bool,
+    protect: frozenset[tuple[int, int]],
+    decoded: bool = False,
+) -> None:
+    """What can be refused before any work: a missing input, or a target prepare_output
+    refuses; AecError naming it."""
+    if source != STDIO and not Path(source).exists():
+        raise AecError(f"{source}: no such file")
+    prepare_output(target, force, source, protect, decoded)
+
+
 def emit(target: str, data: bytes, force: bool) -> None:
     """Write one result: atomically to a file, or to standard output."""
     if target == STDIO:

@@ -124,3 +124,13 @@ def test_usage_errors_exit_2_before_anything_heavy_is_imported(args, tmp_path):
     result = probe(*args, cwd=tmp_path)
     assert result["code"] == 2, result["stderr"]
     assert result["loaded"] == [], f"{args} imported {result['loaded']}"
+
+
+def test_an_existing_output_is_refused_before_torch_is_imported(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"an image")
+    (tmp_path / "x.aec").write_bytes(b"an earlier encode")
+    (tmp_path / "x.aec.png").write_bytes(b"an earlier decode")
+    for args in (["encode", "x.png"], ["decode", "x.aec"]):
+        result = probe(*args, cwd=tmp_path)
+        assert result["code"] == 1 and "exists (use --force" in result["stderr"], result["stderr"]
+        assert result["loaded"] == [], f"{args} imported {result['loaded']}"

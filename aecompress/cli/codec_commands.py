@@ -6,6 +6,7 @@ existing output or a missing folder is reported at once, without waiting for tor
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,7 +17,7 @@ from ..container import DEFAULT_MAX_PIXELS
 from ..errors import AecError, UsageError
 from ..imageformats import DEFAULT_IMAGE_QUALITY, image_format_for
 from ..inputs import STDIO, expand_patterns, input_ids
-from ..outputs import DECODED, ENCODED, output_paths
+from ..outputs import DECODED, ENCODED, check_job, output_paths
 from ..quality import DEFAULT_QUALITY, QUALITY_MAX, QUALITY_MIN
 from ..registry import ModelLibrary
 from ..target import Target, parse_size
@@ -26,6 +27,7 @@ from .common import (
     DeviceOpt,
     FailFastOpt,
     ForceOpt,
+    LazyCodec,
     MaxPixelsOpt,
     ModelOpt,
     QuietOpt,
@@ -35,7 +37,6 @@ from .common import (
     err,
     guard,
     note,
-    open_codec,
     out,
     run_batch,
     set_verbosity,
@@ -155,13 +156,15 @@ def encode(
         quality = DEFAULT_QUALITY if quality is None else quality
         inputs = expand_patterns(inputs)
         targets = output_paths(inputs, output, ENCODED, mkdir)
-        from ..operations import encode_one
-
-        codec = open_codec(device, model)
+        codecs = LazyCodec(device, model)
         protect = input_ids(inputs)
         progress = ImageProgress(_bar_console(), ENCODE_STAGES, len(inputs))
 
         def job(index: int, source: str, target: str):
+            check_job(source, target, force, protect)  # before torch is waited for
+            from ..operations import encode_one
+
+            codec = codecs.get()
             with progress.image(codec, index, source):
                 report = encode_one(codec, source, target, quality, force, protect, goal)
             detail(f"{source} -> {target}  {report.output_bytes:,} B  q {report.quality:g}  "
@@ -284,14 +287,20 @@ def decode(
                 image_format_for(target)
         library = ModelLibrary(models or [])
         library.check()
-        from ..device import resolve_device
-        from ..operations import CodecPool, ImageOptions, decode_one
-
-        codecs = CodecPool(library, resolve_device(device), on_load=announce)
-        options = ImageOptions(image_quality, drop_alpha)
         progress = ImageProgress(_bar_console(), DECODE_STAGES, len(inputs))
 
+        @functools.cache
+        def codec_pool():  # made on first use: it needs torch
+            from ..device import resolve_device
+            from ..operations import CodecPool
+
+            return CodecPool(library, resolve_device(device), on_load=announce)
+
         def job(index: int, source: str, target: str):
+            check_job(source, target, force, protect, decoded=True)  # before torch
+            from ..operations import ImageOptions, decode_one
+
+            codecs, options = codec_pool(), ImageOptions(image_quality, drop_alpha)
             with progress.image(codecs, index, source):
                 return decode_one(codecs, source, target, force, max_pixels, protect, options)
 

@@ -239,19 +239,36 @@ def announce(codec: Codec) -> None:
     note(f"model {ckpt.model_id} ({ckpt.fingerprint.hex()}) on {describe(codec.device)}")
 
 
-def open_codec(device: str, model: str | None) -> Codec:
-    """The codec `encode` uses: --model, else $AECOMPRESS_MODEL, else the shipped default."""
-    from ..checkpoint import load_checkpoint
-    from ..codec import Codec
-    from ..device import resolve_device
-    from ..registry import ModelLibrary
+class LazyCodec:
+    """The codec `encode` uses: --model, else $AECOMPRESS_MODEL, else the shipped default.
 
-    dev = resolve_device(device)
-    path = ModelLibrary().encoder_model(model)
-    detail(f"model file {path}")
-    codec = Codec(load_checkpoint(path), dev)
-    announce(codec)
-    return codec
+    The model file is found (and identified, without torch) at once, so a wrong --model fails
+    before any input; the network is loaded on first use, so inputs that fail their own checks
+    (an existing output, a missing file) are reported without waiting for torch."""
+
+    def __init__(self, device: str, model: str | None):
+        from ..registry import ModelLibrary
+
+        self.device = device
+        self.path = ModelLibrary().encoder_model(model)
+        self._codec: Codec | None = None
+
+    def get(self) -> Codec:
+        if self._codec is None:
+            from ..checkpoint import load_checkpoint
+            from ..codec import Codec
+            from ..device import resolve_device
+
+            dev = resolve_device(self.device)
+            detail(f"model file {self.path}")
+            self._codec = Codec(load_checkpoint(self.path), dev)
+            announce(self._codec)
+        return self._codec
+
+
+def open_codec(device: str, model: str | None) -> Codec:
+    """The codec `encode` uses, loaded now."""
+    return LazyCodec(device, model).get()
 
 
 @dataclass
