@@ -82,7 +82,7 @@ class CodecPool:
         self,
         library: ModelLibrary,
         device: torch.device,
-        on_load: Callable[[Codec], None] | None = None,
+        on_load: Callable[[Codec, Path], None] | None = None,
     ):
         self.library = library
         self.device = device
@@ -98,7 +98,7 @@ class CodecPool:
             codec.check_model(header)  # the weights decide, whatever an index says
             self._codecs[key] = codec
             if self.on_load is not None:
-                self.on_load(codec)
+                self.on_load(codec, found.path)
         codec = self._codecs[key]
         codec.progress = self.progress
         return codec

@@ -60,6 +60,10 @@ def test_verbose_names_the_model_file_and_each_input(cli, tmp_path, tiny_model_p
     assert r.exit_code == 0, r.output
     assert f"model file {tiny_model_path}" in r.stderr
     assert f"{a} -> {tmp_path / 'a.aec'}" in r.stderr and f"{b} -> {tmp_path / 'b.aec'}" in r.stderr
+    r = cli("decode", tmp_path / "a.aec", "-v", "--model", tiny_model_path)
+    assert r.exit_code == 0, r.output
+    assert f"model file {tiny_model_path}" in r.stderr
+    assert "model file" not in cli("decode", tmp_path / "a.aec", "-f").stderr
 
 
 @pytest.mark.parametrize(

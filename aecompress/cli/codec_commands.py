@@ -329,7 +329,6 @@ def info(
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     models: DecodeModelsOpt = None,
     quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Show what an .aec file's header says (model, size, mode, quality, streams), its bpp,
     and the model file that decodes it (or that it is not available here).
@@ -337,7 +336,7 @@ def info(
     from ..aecinfo import info_one
 
     with guard():
-        set_verbosity(quiet, verbose)
+        set_verbosity(quiet, False)
         files = expand_patterns(files)
         library = ModelLibrary(models or [])
         library.check()
@@ -363,7 +362,6 @@ def models(
     extra: DecodeModelsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """List the models available for decoding, and the default for encoding: id, fingerprint,
     size, what each was trained on and for how long, and its bpp range on Kodak where recorded.
@@ -374,7 +372,7 @@ def models(
     from ..modellist import list_models
 
     with guard():
-        set_verbosity(quiet, verbose)
+        set_verbosity(quiet, False)
         library = ModelLibrary(extra or [])
         reports = list_models(library)
         for problem in library.problems:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -232,9 +233,12 @@ def guard() -> Iterator[None]:
         set_verbosity(False, False)  # one command's --quiet never outlives it (in-process runs)
 
 
-def announce(codec: Codec) -> None:
+def announce(codec: Codec, path: Path | None = None) -> None:
+    """The model and device a command runs (not with --quiet); with -v, the model file too."""
     from ..device import describe
 
+    if path is not None:
+        detail(f"model file {path}")
     ckpt = codec.checkpoint
     note(f"model {ckpt.model_id} ({ckpt.fingerprint.hex()}) on {describe(codec.device)}")
 
@@ -260,9 +264,8 @@ class LazyCodec:
             from ..device import resolve_device
 
             dev = resolve_device(self.device)
-            detail(f"model file {self.path}")
             self._codec = Codec(load_checkpoint(self.path), dev)
-            announce(self._codec)
+            announce(self._codec, self.path)
         return self._codec
 
 
