@@ -28,7 +28,7 @@ from .imageformats import ALPHA_FORMATS, check_writable_format, image_format_for
 from .imageio import load_image
 from .inputs import STDIO, read_input, sniff_aec
 from .metrics import ms_ssim, psnr
-from .outputs import emit, prepare_output
+from .outputs import check_job, emit
 from .registry import ModelLibrary
 from .target import Target, encode_to_target
 
@@ -146,9 +146,7 @@ def encode_one(
     With a `goal` (size, bpp or PSNR), the quality is searched for and `quality` is ignored.
     The report's PSNR and MS-SSIM are of what decode will return, measured after the file is
     written."""
-    if source != STDIO and not Path(source).exists():
-        raise AecError(f"{source}: no such file")
-    prepare_output(target, force, source, protect)
+    check_job(source, target, force, protect)
     image, input_bytes = _load_source_image(source)
     t0 = time.perf_counter()
     if goal is None:
@@ -209,9 +207,7 @@ def decode_one(
     `codecs`: a CodecPool decodes with the model the file names; a Codec refuses files of
     another model. A file with transparency is refused for a format without alpha (JPEG, BMP,
     ...) unless options.drop_alpha, before anything is decoded."""
-    if source != STDIO and not Path(source).exists():
-        raise AecError(f"{source}: no such file")
-    prepare_output(target, force, source, protect, decoded=True)
+    check_job(source, target, force, protect, decoded=True)
     fmt = "PNG" if target == STDIO else image_format_for(Path(target))
     check_writable_format(fmt)
     data = read_input(source, sniff=sniff_aec)

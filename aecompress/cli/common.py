@@ -23,14 +23,13 @@ from typer.core import TyperCommand
 
 from ..device import DEVICE_CHOICES, check_device_name
 from ..errors import AecError, UsageError
+from ..inputs import STDIO
 from ..registry import MODEL_ENV, MODELS_DIR_ENV
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
     from ..codec import Codec
-
-STDIO = "-"  # the file name that means standard input or output
 
 
 def make_console(stderr: bool) -> Console:
