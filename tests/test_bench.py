@@ -20,16 +20,6 @@ from aecompress.cli.bench_command import bench as bench_command
 from aecompress.registry import MODEL_ENV
 
 
-@pytest.fixture(autouse=True)
-def loud_again():
-    """--quiet and -v are kept in a module of the CLI for the process; put them back after
-    each test, so that a later test of another command does not run quiet."""
-    from aecompress.cli import common
-
-    yield
-    common.set_verbosity(False, False)
-
-
 @pytest.fixture
 def run(tiny_model_path, monkeypatch):
     monkeypatch.setenv(MODEL_ENV, str(tiny_model_path))
