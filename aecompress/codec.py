@@ -132,13 +132,16 @@ class Codec:
         """Table id of each z element (1×Nh×h×w): its channel."""
         return np.broadcast_to(np.arange(shape[1]).reshape(1, -1, 1, 1), shape).copy()
 
-    def _prior(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
-        """z_hat (1×Nh×h×w int64, CPU) → mean of y_g on the device, scale indexes (int64)."""
-        mu = self.model.h_s_mean(
+    def prior_mean(self, z_hat: torch.Tensor) -> torch.Tensor:
+        """z_hat (1×Nh×h×w int64, CPU) → mean of y_g, 1×M×4h×4w float32 on the device."""
+        return self.model.h_s_mean(
             z_hat.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
         )
-        indexes = self.checkpoint.scale_network(z_hat).numpy()
-        return mu, indexes
+
+    def scale_indexes(self, z_hat: torch.Tensor) -> np.ndarray:
+        """z_hat → the table index of every y element (1×M×4h×4w int64), by the exact integer
+        network on the CPU: the same on every machine."""
+        return self.checkpoint.scale_network(z_hat).numpy()
 
     def uses_tiles(self, padded_height: int, padded_width: int) -> bool:
         """Whether g_a and g_s run in tiles for an image of this padded size (a function of the
@@ -204,14 +207,13 @@ class Codec:
         q = centi / 100
         self._report("coding", 0)
         y = self.model.apply_gain(y_raw, q)  # 1×M×H/16×W/16, gained
-        z_hat = torch.round(self.model.h_a(y)).to("cpu", torch.int64)  # 1×Nh×H/64×W/64
-        mu, indexes = self._prior(z_hat)
-        sym = torch.round(y - mu).to("cpu", torch.int64)  # residuals, coded exactly
-        z_ids = self._z_ids(tuple(z_hat.shape))
-        z_bytes = self.z_coder.encode(z_hat.numpy(), z_ids)
-        y_bytes = self.y_coder.encode(sym.numpy(), indexes)
+        z_hat = self.hyper_analyse(y)
+        mu, indexes = self.prior_mean(z_hat), self.scale_indexes(z_hat)
+        sym = self.residuals(y, mu)
+        z_bytes, y_bytes = self.code_z(z_hat), self.code_y(sym, indexes)
         self._report("coding", 1)
         rgb = self._reconstruct(sym, mu, q, *size) if reconstruct else None
+        z_ids = self._z_ids(tuple(z_hat.shape))
         return EncodedLatents(
             quality_centi=centi,
             z=z_bytes,
@@ -220,6 +222,22 @@ class Codec:
             bits_z_estimate=self.z_coder.estimate_bits(z_hat.numpy(), z_ids),
             bits_y_estimate=self.y_coder.estimate_bits(sym.numpy(), indexes),
         )
+
+    # The stages of encode_analysed, public so that benchmarks/stage_profile.py times each one.
+    def hyper_analyse(self, y: torch.Tensor) -> torch.Tensor:
+        """Gained y (1×M×h×w) → z_hat = round(h_a(y)), 1×Nh×h/4×w/4 int64 on the CPU."""
+        return torch.round(self.model.h_a(y)).to("cpu", torch.int64)
+
+    @staticmethod
+    def residuals(y: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+        """The symbols of gained y: round(y - mu), 1×M×h×w int64 on the CPU, coded exactly."""
+        return torch.round(y - mu).to("cpu", torch.int64)
+
+    def code_z(self, z_hat: torch.Tensor) -> bytes:
+        return self.z_coder.encode(z_hat.numpy(), self._z_ids(tuple(z_hat.shape)))
+
+    def code_y(self, residuals: torch.Tensor, indexes: np.ndarray) -> bytes:
+        return self.y_coder.encode(residuals.numpy(), indexes)
 
     # ----- decode -----------------------------------------------------------------------------
     def check_model(self, header: Header) -> None:
@@ -240,15 +258,25 @@ class Codec:
         """
         self.check_model(header)
         self._report("coding", 0)
-        hz = -(-header.height // PAD_MULTIPLE)
-        wz = -(-header.width // PAD_MULTIPLE)
-        nh = self.checkpoint.config.Nh
-        z_ids = self._z_ids((1, nh, hz, wz))
-        z_hat = torch.from_numpy(self.z_coder.decode(streams.z, z_ids))
-        mu, indexes = self._prior(z_hat)
-        residuals = torch.from_numpy(self.y_coder.decode(streams.y, indexes))
+        z_hat = self.decode_z(streams.z, header.height, header.width)
+        mu, indexes = self.prior_mean(z_hat), self.scale_indexes(z_hat)
+        residuals = self.decode_y(streams.y, indexes)
         self._report("coding", 1)
         return Symbols(z_hat, residuals, mu)
+
+    def decode_z(self, data: bytes, height: int, width: int) -> torch.Tensor:
+        """The z stream of an image of height × width pixels → z_hat, 1×Nh×h×w int64."""
+        shape = (
+            1,
+            self.checkpoint.config.Nh,
+            -(-height // PAD_MULTIPLE),
+            -(-width // PAD_MULTIPLE),
+        )
+        return torch.from_numpy(self.z_coder.decode(data, self._z_ids(shape)))
+
+    def decode_y(self, data: bytes, indexes: np.ndarray) -> torch.Tensor:
+        """The y stream → residuals (int64, the shape of `indexes`)."""
+        return torch.from_numpy(self.y_coder.decode(data, indexes))
 
     @torch.inference_mode()
     def decode(self, header: Header, streams: Streams) -> np.ndarray:
