@@ -30,6 +30,7 @@ from .checkpoint import Checkpoint
 from .container import Header, Streams
 from .entropy import TableCoder
 from .errors import ModelMismatchError
+from .inference import prepare_transforms
 from .model import HyperpriorModel
 from .quality import quality_to_centi
 from .tiling import tiled
@@ -94,25 +95,31 @@ class Codec:
         self,
         checkpoint: Checkpoint,
         device: torch.device | str = "cpu",
-        channels_last: bool = False,
+        channels_last: bool | None = None,
         tile_pixels: int = TILE_PIXELS,
         tile_core: int | tuple[int, int] = TILE_CORE,
     ):
-        """tile_pixels: tile g_a / g_s when the padded image has more pixels than this (0:
-        always); tile_core: tile core in latent samples, (rows, columns) or both alike. They
-        change results by float rounding only: decoded pixels by a unit at most, and the coded
-        symbols only where a latent sat on a rounding boundary (as any float difference may)."""
+        """channels_last: the layout g_a and g_s run in; by default channels_last on the CPU
+        (faster there) and NCHW elsewhere. tile_pixels: tile g_a / g_s when the padded image
+        has more pixels than this (0: always); tile_core: tile core in latent samples, (rows,
+        columns) or both alike. They change results by float rounding only: decoded pixels by
+        a unit at most, and the coded symbols only where a latent sat on a rounding boundary
+        (as any float difference may)."""
         self.checkpoint = checkpoint
         self.tile_pixels = tile_pixels
         self.tile_core = tile_core
         self.device = torch.device(device)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        # The checkpoint's model stays as loaded (CPU, contiguous): another device or layout
-        # works on a copy, so one checkpoint can serve several codecs.
+        if channels_last is None:
+            channels_last = self.device.type == "cpu"
+        # The checkpoint's model stays as loaded (CPU, contiguous): another device works on a
+        # copy, so one checkpoint can serve several codecs. g_a and g_s run as inference copies
+        # (inference.py) in the chosen layout; the small hyperprior nets use the model's own.
         model = checkpoint.model
-        if self.device.type != "cpu" or channels_last:
-            model = copy.deepcopy(model)
-        self.model = model.to(self.device, memory_format=self.memory_format)
+        if self.device.type != "cpu":
+            model = copy.deepcopy(model).to(self.device)
+        self.model = model
+        self.transforms = prepare_transforms(model.g_a, model.g_s, self.device, channels_last)
+        self.memory_format = self.transforms.memory_format
         self.z_coder = TableCoder(checkpoint.z_tables)
         self.y_coder = TableCoder(checkpoint.y_tables)
         # progress(stage, done, total), stage one of "analysis", "coding", "synthesis": set by
@@ -134,9 +141,7 @@ class Codec:
 
     def prior_mean(self, z_hat: torch.Tensor) -> torch.Tensor:
         """z_hat (1×Nh×h×w int64, CPU) → mean of y_g, 1×M×4h×4w float32 on the device."""
-        return self.model.h_s_mean(
-            z_hat.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
-        )
+        return self.model.h_s_mean(z_hat.to(self.device, torch.float32))
 
     def scale_indexes(self, z_hat: torch.Tensor) -> np.ndarray:
         """z_hat → the table index of every y element (1×M×4h×4w int64), by the exact integer
@@ -149,20 +154,20 @@ class Codec:
         return padded_height * padded_width > self.tile_pixels
 
     def synthesis(self, y_hat: torch.Tensor, quality: float) -> torch.Tensor:
-        """model.synthesis (gained y_hat → float reconstruction), with g_s tiled for large
-        images; the inverse gain is applied to the whole latent first, exactly as untiled."""
+        """Gained y_hat (1×M×h×w) → float reconstruction 1×3×16h×16w: the inverse gain, then
+        g_s, tiled for large images (the inverse gain applies to the whole latent first, exactly
+        as untiled)."""
         stride = self.model.Y_STRIDE
         self._report("synthesis", 0)
+        y = self.model.remove_gain(y_hat, quality).contiguous(memory_format=self.memory_format)
+        g_s = self.transforms.g_s
         if not self.uses_tiles(stride * y_hat.shape[-2], stride * y_hat.shape[-1]):
-            x_hat = self.model.synthesis(y_hat, quality)
+            x_hat = g_s(y)
             self._report("synthesis", 1)
             return x_hat
-        return tiled(
-            self.model.g_s,
-            self.model.remove_gain(y_hat, quality),
-            self.tile_core,
-            on_tile=self._tile_reporter("synthesis"),
-        )
+        reach = self.transforms.reach_s
+        on_tile = self._tile_reporter("synthesis")
+        return tiled(g_s, y, self.tile_core, reach=reach, on_tile=on_tile)
 
     def _reconstruct(self, sym: torch.Tensor, mu: torch.Tensor, quality: float, h: int, w: int):
         y_hat = sym.to(self.device, torch.float32) + mu
@@ -179,11 +184,15 @@ class Codec:
         x = x.to(self.device, torch.float32).div(255)
         x = pad_to_multiple(x).contiguous(memory_format=self.memory_format)
         self._report("analysis", 0)
+        g_a, reach = self.transforms.g_a, self.transforms.reach_a
         if self.uses_tiles(*x.shape[-2:]):
-            return tiled(self.model.g_a, x, self.tile_core, on_tile=self._tile_reporter("analysis"))
-        y = self.model.g_a(x)
-        self._report("analysis", 1)
-        return y
+            on_tile = self._tile_reporter("analysis")
+            y = tiled(g_a, x, self.tile_core, reach=reach, on_tile=on_tile)
+        else:
+            y = g_a(x)
+            self._report("analysis", 1)
+        # The hyperprior nets read y in NCHW whatever the layout of g_a (1×M×H/16×W/16 is small).
+        return y.contiguous()
 
     @torch.inference_mode()
     def encode(self, rgb: np.ndarray, quality: float, reconstruct: bool = True) -> EncodedLatents:

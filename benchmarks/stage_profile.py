@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from aecompress import container
+from aecompress.allocator import keep_freed_memory
 from aecompress.bench.machine import machine_info
 from aecompress.checkpoint import load_checkpoint
 from aecompress.codec import Codec, to_uint8
@@ -250,6 +251,7 @@ def main() -> None:
     ap.add_argument("--markdown", type=Path, default=None)
     args = ap.parse_args()
 
+    kept = keep_freed_memory()  # as encode, decode and bench do
     paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() == ".png")
     image = args.folder / args.image if args.image else paths[0]
     device = resolve_device(args.device)
@@ -259,6 +261,7 @@ def main() -> None:
         "machine": machine_info().__dict__,
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
+        "keep_freed_memory": kept,
         "quality": args.quality,
         "image": image.name,
         "process": process_start(max(args.cli_runs, 1)),

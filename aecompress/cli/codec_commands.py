@@ -291,9 +291,11 @@ def decode(
 
         @functools.cache
         def codec_pool():  # made on first use: it needs torch
+            from ..allocator import keep_freed_memory
             from ..device import resolve_device
             from ..operations import CodecPool
 
+            keep_freed_memory()  # the transforms' large tensors reuse the heap (allocator.py)
             return CodecPool(library, resolve_device(device), on_load=announce)
 
         def job(index: int, source: str, target: str):

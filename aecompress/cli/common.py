@@ -258,10 +258,12 @@ class LazyCodec:
 
     def get(self) -> Codec:
         if self._codec is None:
+            from ..allocator import keep_freed_memory
             from ..checkpoint import load_checkpoint
             from ..codec import Codec
             from ..device import resolve_device
 
+            keep_freed_memory()  # the transforms' large tensors reuse the heap (allocator.py)
             dev = resolve_device(self.device)
             self._codec = Codec(load_checkpoint(self.path), dev)
             announce(self._codec, self.path)
