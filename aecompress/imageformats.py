@@ -34,6 +34,10 @@ ALPHA_FORMATS = frozenset({"PNG", "WEBP", "AVIF", "TIFF"})
 # Formats written lossily, at --image-quality (WebP is lossless unless a quality is given).
 LOSSY_FORMATS = frozenset({"JPEG", "AVIF"})
 DEFAULT_IMAGE_QUALITY = 95
+# zlib level of PNG output. Decoded Kodak images at q20-90 (2-core CPU, one core per image):
+# level 2 writes in 30 ms and 0.6% more bytes than Pillow's default 6, which takes 121 ms (3: 46
+# ms and 0.6% fewer bytes). Writing was as slow as g_s; a decoded photo barely compresses more.
+PNG_COMPRESS_LEVEL = 2
 
 
 class UnknownImageFormat(ImageError, UsageError):

@@ -520,3 +520,23 @@ def test_alpha_decompression_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(FormatError):
         alpha_from_bytes(zlib.compress(bytes(1_000_000)), 10, 10)
     assert seen and all(0 < limit <= 101 for limit in seen)
+
+
+def test_png_output_uses_the_fast_zlib_level() -> None:
+    """Decoded PNGs are written at PNG_COMPRESS_LEVEL, not Pillow's slower default (6): the
+    FLEVEL bits of the zlib stream in the first IDAT chunk say which (1: levels 2-5)."""
+    from aecompress.imagefile import save_image
+    from aecompress.imageformats import PNG_COMPRESS_LEVEL
+
+    def flevel(png: bytes) -> int:
+        at = png.index(b"IDAT") + 4
+        return png[at + 1] >> 6
+
+    image = Image.fromarray(np.random.default_rng(3).integers(0, 256, (64, 80, 3), np.uint8))
+    assert PNG_COMPRESS_LEVEL == 2
+    assert flevel(save_image(image, "PNG", None)) == 1
+    default = io.BytesIO()
+    image.save(default, "PNG")
+    assert flevel(default.getvalue()) == 2  # what the check tells apart
+    decoded = Image.open(io.BytesIO(save_image(image, "PNG", None)))
+    assert np.array_equal(np.asarray(decoded), np.asarray(image))
