@@ -357,11 +357,19 @@ def test_torch_gets_one_thread_fewer_only_for_stages_the_worker_outlasts():
     assert stage("analysis", 1.0) == 4
     assert stage("analysis", 1.0, worker_for=0.7) == 3
     assert fake.threads == 3  # until the next stage decides
+    # On one thread fewer, busy for 0.5 of the stage (over SHARE): one fewer again.
+    t.submitted()
+    assert stage("analysis", 1.0, worker_for=0.5) == 3
     # Busy for 0.2 of a 1-second stage: under SHARE, so the next time keeps every thread.
     t.submitted()
     assert stage("synthesis", 1.0, worker_for=0.2) == 4
     t.submitted()
     assert stage("synthesis", 1.0, worker_for=0.2) == 4
+    # With every thread, the worker ran on half a core: 0.6 of the stage counts as 0.3.
+    t.submitted()
+    assert stage("synthesis", 1.0, worker_for=0.6) == 4
+    t.submitted()
+    assert stage("synthesis", 1.0, worker_for=0.6) == 4
     # The analysis outlasted before, but now the worker has nothing to do: every thread.
     assert stage("analysis", 1.0) == 4
     t.submitted()

@@ -15,14 +15,16 @@ the write in flight (outputs are written to a temporary file and renamed) and re
 An input that an earlier output of the batch would write waits for that output.
 
 Torch threads: a worker thread busy beside torch's own threads slows torch's parallel regions
-more than it gains: each region waits for its thread that shares a core with the worker (on a
-2-core CPU a decode's g_s took 211 ms beside a busy thread against 109 ms alone and 180 ms on one
-thread). So `TorchThreads` runs torch on one thread fewer while the worker has work, but only
-for a stage (analysis, coding, synthesis, a tile, a search trial) during which, at the input
-before, the worker stayed busy for at least half of the stage; otherwise torch keeps every
-thread and the worker gets what the cores leave. On the 2-core CPU with the n64 model, encode
-runs g_a on one thread while the previous image's MS-SSIM runs; decode to PNG (30 ms of zlib
-against ~110 ms of network) keeps both threads (see README for the measurements).
+about as much as it gains: each region waits for its thread that shares a core with the worker
+(on the 2-core CPU a decode's network took 211 ms beside a busy zlib thread, against 109 ms
+alone and 180 ms on one thread). So `TorchThreads` runs torch on one thread fewer while the
+worker has work, but only for a stage (analysis, coding, synthesis, a tile, a search trial) that
+the worker outlasted enough of at the input before to pay for the slower torch (SHARE);
+otherwise torch keeps every thread. On the 2-core CPU with the n64 model this runs encode's g_a
+on one thread beside the previous image's MS-SSIM, and decode's entropy coding beside the
+previous PNG; g_s keeps both threads. Kodak, ms per image (benchmarks/batch_pipeline.py, on a
+CPU shared with other work): encode 243 one at a time, 224 pipelined; decode 120 and 107. Always
+one thread fewer made decode slower (140), never one fewer gained little (235 and 117).
 
 Nothing heavy is imported at the top: torch only when a pipeline runs (test_startup.py).
 """
@@ -43,7 +45,12 @@ from ..inputs import STDIO
 from .common import BatchResult, note_failures, record_failure, run_batch, stop_after
 
 MAX_PENDING = 2  # second parts queued or running at once (each holds an image or two)
-SHARE = 0.5  # a stage runs on one thread fewer when the worker was busy this much of it before
+# A stage runs on one thread fewer when, the time before, the worker was busy for at least this
+# share of it (half the share when torch had every thread: the worker then ran on about half a
+# core). On one thread fewer a stage takes r = 1.7 times as long on the 2-core CPU, which pays
+# when the worker has more than (r - 1) of the stage's full-thread time to do; that is a share
+# of (r - 1) / r = 0.4 of the stage on one thread fewer, 0.8 of it on every thread.
+SHARE = 0.4
 
 
 def usable_cpus() -> int:
@@ -65,7 +72,8 @@ class TorchThreads:
     The codec reports each stage's start and end (`Codec.progress`); `watch` adds this class to
     those reports. At a stage's start torch gets one thread fewer if the worker has work and,
     the last time that stage ran with the worker busy, the worker stayed busy for at least
-    SHARE of it; otherwise all of its threads. `begin` and `end` bracket a batch."""
+    SHARE of it (2 × SHARE if torch had every thread); otherwise all of its threads. `begin`
+    and `end` bracket a batch."""
 
     def __init__(
         self,
@@ -81,7 +89,7 @@ class TorchThreads:
         self._busy_since: float | None = None
         self._busy_total = 0.0  # seconds the worker had work, up to _busy_since
         self._outlasted: dict[str, bool] = {}  # stage -> the worker outlasted SHARE of it
-        self._chunk: tuple[str, float, float] | None = None  # stage, start, busy then
+        self._chunk: tuple[str, float, float, int] | None = None  # stage, start, busy, threads
 
     def begin(self) -> None:
         if self._get is None or self._set_fn is None:
@@ -126,15 +134,18 @@ class TorchThreads:
         now = self._clock()
         has_work, busy = self._busy(now)
         if self._chunk is not None and done > 0:
-            name, start, busy_then = self._chunk
+            name, start, busy_then, threads = self._chunk
             if name == stage and now > start:
-                self._outlasted[stage] = busy - busy_then >= SHARE * (now - start)
+                share = (busy - busy_then) / (now - start)
+                if threads == self.full:
+                    share /= 2
+                self._outlasted[stage] = share >= SHARE
         self._chunk = None
         if done < total:
-            if has_work:  # learn only from steps that began with work for the worker
-                self._chunk = (stage, now, busy)
             fewer = has_work and self._outlasted.get(stage, False)
             self._use(self.full - 1 if fewer else self.full)
+            if has_work:  # learn only from steps that began with work for the worker
+                self._chunk = (stage, now, busy, self.current)
 
     @contextlib.contextmanager
     def watch(self, codec: Any) -> Iterator[None]:
