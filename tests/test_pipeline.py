@@ -334,7 +334,6 @@ class FakeTorch:
 def test_torch_gets_one_thread_fewer_only_for_stages_the_worker_outlasts():
     fake = FakeTorch()
     t = TorchThreads(lambda: fake.threads, fake.set, clock=lambda: fake.now)
-    t.begin()
 
     def stage(name: str, seconds: float, worker_for: float | None = None) -> int:
         """Run `name` for `seconds`; the worker's job ends after `worker_for` seconds."""

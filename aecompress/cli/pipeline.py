@@ -72,8 +72,9 @@ class TorchThreads:
     The codec reports each stage's start and end (`Codec.progress`); `watch` adds this class to
     those reports. At a stage's start torch gets one thread fewer if the worker has work and,
     the last time that stage ran with the worker busy, the worker stayed busy for at least
-    SHARE of it (2 × SHARE if torch had every thread); otherwise all of its threads. `begin`
-    and `end` bracket a batch."""
+    SHARE of it (2 × SHARE if torch had every thread); otherwise all of its threads. `end`
+    gives torch back the threads it had at the first report (torch is imported by then: a batch
+    whose inputs all fail their checks never waits for it)."""
 
     def __init__(
         self,
@@ -91,7 +92,7 @@ class TorchThreads:
         self._outlasted: dict[str, bool] = {}  # stage -> the worker outlasted SHARE of it
         self._chunk: tuple[str, float, float, int] | None = None  # stage, start, busy, threads
 
-    def begin(self) -> None:
+    def _begin(self) -> None:
         if self._get is None or self._set_fn is None:
             import torch
 
@@ -99,7 +100,8 @@ class TorchThreads:
         self.full = self.current = self._get()
 
     def end(self) -> None:
-        self._use(self.full)
+        if self.full:
+            self._use(self.full)
 
     def _use(self, threads: int) -> None:
         threads = max(1, threads)
@@ -131,6 +133,8 @@ class TorchThreads:
     # The main thread's side.
     def at_stage(self, stage: str, done: int, total: int) -> None:
         """A codec's progress report: `done` of `total` steps of `stage` are finished."""
+        if not self.full:
+            self._begin()
         now = self._clock()
         has_work, busy = self._busy(now)
         if self._chunk is not None and done > 0:
@@ -196,7 +200,6 @@ def run_pipeline(
     pending: deque[_Entry] = deque()
     stop = threading.Event()  # set: no second part starts any more
     threads = threads or TorchThreads()
-    threads.begin()
 
     def second(finish: Callable[[], Any]) -> Callable[[], Any]:
         def run() -> Any:
