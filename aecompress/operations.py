@@ -4,6 +4,12 @@ typed reports.
 The CLI (`aecompress.cli`) parses arguments, plans the outputs (`outputs.py`), calls these and
 prints the reports; errors are raised as AecError subclasses and turned into exit codes there.
 `info` and `models` live in `aecinfo.py` and `modellist.py`, which need no torch.
+
+Each file's work comes in two parts, so that a batch can overlap them (`cli/pipeline.py`):
+`encode_start` / `decode_start` do the checks, the reading and everything that uses torch, and
+must run in the thread that owns the codec; `encode_finish` / `decode_finish` use no torch and
+no codec (writing the output, the metrics, encoding the image file) and may run on another
+thread. `encode_one` and `decode_one` are the two parts in a row.
 """
 
 from __future__ import annotations
@@ -23,9 +29,16 @@ from .checkpoint import load_checkpoint
 from .codec import Codec
 from .container import Header
 from .errors import AecError, ImageError
-from .imagefile import decode_to_image_file, encode_image, restore_image
+from .imagefile import (
+    DecodedImage,
+    EncodedImage,
+    decode_image,
+    encode_image,
+    restore_image,
+    save_image,
+)
 from .imageformats import ALPHA_FORMATS, check_writable_format, image_format_for
-from .imageio import load_image
+from .imageio import SourceImage, load_image
 from .inputs import STDIO, read_input, sniff_aec
 from .metrics import ms_ssim, psnr
 from .outputs import check_job, emit
@@ -127,9 +140,79 @@ def _load_source_image(source: str):
         raise ImageError(str(e).replace("<bytes>", shown, 1)) from e
 
 
+def _codec_for(codecs: Codec | CodecPool, header: Header) -> Codec:
+    return codecs.for_header(header) if isinstance(codecs, CodecPool) else codecs
+
+
 def _stage(codec: Codec, stage: str, done: int) -> None:
     if codec.progress is not None:
         codec.progress(stage, done, 1)
+
+
+@dataclass
+class PendingEncode:
+    """An input that `encode_start` has coded: what `encode_finish` writes and reports on."""
+
+    source: str
+    target: str
+    force: bool
+    image: SourceImage
+    input_bytes: int
+    encoded: EncodedImage  # with .rgb, the pixels decode will return
+    seconds: float  # coding and the synthesis
+
+
+def encode_start(
+    codec: Codec,
+    source: str,
+    target: str,
+    quality: float,
+    force: bool,
+    protect: frozenset[tuple[int, int]] = frozenset(),
+    goal: Target | None = None,
+) -> PendingEncode:
+    """The part of `encode_one` that uses torch: the checks, reading the image, coding it and
+    the reconstruction the report is measured on. Nothing is written."""
+    check_job(source, target, force, protect)
+    image, input_bytes = _load_source_image(source)
+    t0 = time.perf_counter()
+    if goal is None:
+        encoded = encode_image(codec, image, quality)
+    else:
+        encoded = encode_to_target(codec, image, goal).encoded
+    seconds = time.perf_counter() - t0
+    return PendingEncode(source, target, force, image, input_bytes, encoded, seconds)
+
+
+def encode_finish(job: PendingEncode) -> EncodeReport:
+    """The rest of `encode_one`, without torch or the codec: write the .aec file, then measure
+    PSNR and MS-SSIM of what decode will return."""
+    image, encoded = job.image, job.encoded
+    emit(job.target, encoded.data, job.force)
+    restored = restore_image(encoded.rgb, image.mode, image.alpha, image.palette)
+    decoded_rgb = np.asarray(restored.convert("RGB"))
+    quality_psnr, quality_ms_ssim = psnr(image.rgb, decoded_rgb), ms_ssim(image.rgb, decoded_rgb)
+    n = len(encoded.data)
+    pixels = image.width * image.height
+    return EncodeReport(
+        input=job.source,
+        output=job.target,
+        width=image.width,
+        height=image.height,
+        mode=image.mode.name,
+        quality=encoded.header.quality,
+        input_bytes=job.input_bytes,
+        output_bytes=n,
+        bpp=n * 8 / pixels,
+        ratio_raw=pixels * 3 / n,
+        ratio_input=job.input_bytes / n,
+        psnr=quality_psnr,
+        ms_ssim=quality_ms_ssim,
+        seconds=job.seconds,
+        model_id=encoded.header.model_id,
+        fingerprint=encoded.header.fingerprint.hex(),
+        warnings=list(image.warnings),
+    )
 
 
 def encode_one(
@@ -146,41 +229,11 @@ def encode_one(
     With a `goal` (size, bpp or PSNR), the quality is searched for and `quality` is ignored.
     The report's PSNR and MS-SSIM are of what decode will return, measured after the file is
     written."""
-    check_job(source, target, force, protect)
-    image, input_bytes = _load_source_image(source)
-    t0 = time.perf_counter()
-    if goal is None:
-        encoded = encode_image(codec, image, quality)
-    else:
-        encoded = encode_to_target(codec, image, goal).encoded
-    seconds = time.perf_counter() - t0
-    emit(target, encoded.data, force)
+    job = encode_start(codec, source, target, quality, force, protect, goal)
     _stage(codec, "metrics", 0)
-    restored = restore_image(encoded.rgb, image.mode, image.alpha, image.palette)
-    decoded_rgb = np.asarray(restored.convert("RGB"))
-    quality_psnr, quality_ms_ssim = psnr(image.rgb, decoded_rgb), ms_ssim(image.rgb, decoded_rgb)
+    report = encode_finish(job)
     _stage(codec, "metrics", 1)
-    n = len(encoded.data)
-    pixels = image.width * image.height
-    return EncodeReport(
-        input=source,
-        output=target,
-        width=image.width,
-        height=image.height,
-        mode=image.mode.name,
-        quality=encoded.header.quality,
-        input_bytes=input_bytes,
-        output_bytes=n,
-        bpp=n * 8 / pixels,
-        ratio_raw=pixels * 3 / n,
-        ratio_input=input_bytes / n,
-        psnr=quality_psnr,
-        ms_ssim=quality_ms_ssim,
-        seconds=seconds,
-        model_id=encoded.header.model_id,
-        fingerprint=encoded.header.fingerprint.hex(),
-        warnings=list(image.warnings),
-    )
+    return report
 
 
 @dataclass(frozen=True)
@@ -191,6 +244,77 @@ class ImageOptions:
 
     quality: int | None = None
     drop_alpha: bool = False
+
+
+@dataclass
+class PendingDecode:
+    """An input that `decode_start` has decoded to pixels: what `decode_finish` turns into an
+    image file and writes."""
+
+    source: str
+    target: str
+    force: bool
+    format: str  # the Pillow format to write
+    image_quality: int | None
+    mode: str  # of the image to write (alpha dropped with --drop-alpha)
+    decoded: DecodedImage
+    seconds: float  # decoding so far
+
+
+def decode_start(
+    codecs: Codec | CodecPool,
+    source: str,
+    target: str,
+    force: bool,
+    max_pixels: int,
+    protect: frozenset[tuple[int, int]] = frozenset(),
+    options: ImageOptions = ImageOptions(),
+) -> PendingDecode:
+    """The part of `decode_one` that uses torch: the checks, reading the file and its header,
+    choosing the codec and decoding the pixels. Nothing is written."""
+    check_job(source, target, force, protect, decoded=True)
+    fmt = "PNG" if target == STDIO else image_format_for(Path(target))
+    check_writable_format(fmt)
+    data = read_input(source, sniff=sniff_aec)
+    header = container.read_header(data, max_pixels=max_pixels)
+    drops_alpha = header.mode.has_alpha and fmt not in ALPHA_FORMATS
+    if drops_alpha and not options.drop_alpha:
+        raise AecError(
+            f"{source} has transparency ({header.mode.name}), which {fmt} cannot hold: write "
+            ".png, .webp or .avif, or add --drop-alpha to discard it"
+        )
+    codec = _codec_for(codecs, header)
+    t0 = time.perf_counter()
+    decoded = decode_image(codec, data, max_pixels)
+    seconds = time.perf_counter() - t0
+    mode = header.mode.name
+    if drops_alpha:
+        mode = {"RGBA": "RGB", "LA": "L", "PA": "RGB"}[mode]
+    return PendingDecode(source, target, force, fmt, options.quality, mode, decoded, seconds)
+
+
+def decode_finish(job: PendingDecode) -> DecodeReport:
+    """The rest of `decode_one`, without torch or the codec: restore the original kind of
+    image, encode it in the output format and write it (as `imagefile.decode_to_image_file`
+    does after `decode_image`)."""
+    t0 = time.perf_counter()
+    decoded = job.decoded
+    header = decoded.header
+    image = restore_image(decoded.rgb, header.mode, decoded.alpha, decoded.palette)
+    out = save_image(image, job.format, decoded.icc, job.image_quality)
+    emit(job.target, out, job.force)
+    return DecodeReport(
+        input=job.source,
+        output=job.target,
+        width=header.width,
+        height=header.height,
+        mode=job.mode,
+        format=job.format,
+        output_bytes=len(out),
+        seconds=job.seconds + time.perf_counter() - t0,
+        model_id=header.model_id,
+        fingerprint=header.fingerprint.hex(),
+    )
 
 
 def decode_one(
@@ -207,36 +331,9 @@ def decode_one(
     `codecs`: a CodecPool decodes with the model the file names; a Codec refuses files of
     another model. A file with transparency is refused for a format without alpha (JPEG, BMP,
     ...) unless options.drop_alpha, before anything is decoded."""
-    check_job(source, target, force, protect, decoded=True)
-    fmt = "PNG" if target == STDIO else image_format_for(Path(target))
-    check_writable_format(fmt)
-    data = read_input(source, sniff=sniff_aec)
-    header = container.read_header(data, max_pixels=max_pixels)
-    drops_alpha = header.mode.has_alpha and fmt not in ALPHA_FORMATS
-    if drops_alpha and not options.drop_alpha:
-        raise AecError(
-            f"{source} has transparency ({header.mode.name}), which {fmt} cannot hold: write "
-            ".png, .webp or .avif, or add --drop-alpha to discard it"
-        )
-    codec = codecs.for_header(header) if isinstance(codecs, CodecPool) else codecs
-    t0 = time.perf_counter()
-    decoded, out = decode_to_image_file(codec, data, fmt, max_pixels, options.quality)
+    job = decode_start(codecs, source, target, force, max_pixels, protect, options)
+    codec = _codec_for(codecs, job.decoded.header)  # loaded by decode_start
     _stage(codec, "writing", 0)
-    emit(target, out, force)
+    report = decode_finish(job)
     _stage(codec, "writing", 1)
-    seconds = time.perf_counter() - t0
-    mode = header.mode.name
-    if drops_alpha:
-        mode = {"RGBA": "RGB", "LA": "L", "PA": "RGB"}[mode]
-    return DecodeReport(
-        input=source,
-        output=target,
-        width=decoded.header.width,
-        height=decoded.header.height,
-        mode=mode,
-        format=fmt,
-        output_bytes=len(out),
-        seconds=seconds,
-        model_id=header.model_id,
-        fingerprint=header.fingerprint.hex(),
-    )
+    return report

@@ -130,7 +130,10 @@ def test_an_existing_output_is_refused_before_torch_is_imported(tmp_path):
     (tmp_path / "x.png").write_bytes(b"an image")
     (tmp_path / "x.aec").write_bytes(b"an earlier encode")
     (tmp_path / "x.aec.png").write_bytes(b"an earlier decode")
-    for args in (["encode", "x.png"], ["decode", "x.aec"]):
+    for name in ("y.png", "y.aec", "y.aec.png"):  # a batch: the pipeline waits for no torch
+        (tmp_path / name).write_bytes(b"another")
+    batches = (["encode", "x.png", "y.png"], ["decode", "x.aec", "y.aec"])
+    for args in (["encode", "x.png"], ["decode", "x.aec"], *batches):
         result = probe(*args, cwd=tmp_path)
         assert result["code"] == 1 and "exists (use --force" in result["stderr"], result["stderr"]
         assert result["loaded"] == [], f"{args} imported {result['loaded']}"

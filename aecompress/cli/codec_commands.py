@@ -22,6 +22,7 @@ from ..quality import DEFAULT_QUALITY, QUALITY_MAX, QUALITY_MIN
 from ..registry import ModelLibrary
 from ..target import Target, parse_size
 from .common import (
+    BatchClock,
     BatchResult,
     DecodeModelsOpt,
     DeviceOpt,
@@ -41,10 +42,13 @@ from .common import (
     run_batch,
     set_verbosity,
     show_progress,
+    throughput,
+    throughput_line,
     verbosity,
     warn,
 )
 from .image_progress import DECODE_STAGES, ENCODE_STAGES, ImageProgress
+from .pipeline import TorchThreads, run_inputs
 from .tables import encode_table
 
 if TYPE_CHECKING:
@@ -66,7 +70,8 @@ JsonOpt = Annotated[
     typer.Option(
         "--json",
         help='Print the report as JSON: {"results": [...], "failed": [{"input", "error"}], '
-        '"not_processed": [...]}.',
+        '"not_processed": [...], "summary": {"images", "megapixels", "seconds", '
+        '"images_per_s", "megapixels_per_s"}}.',
     ),
 ]
 
@@ -149,6 +154,10 @@ def encode(
 
     Use -q for a fixed quality, or one of the --target-* options to let aecompress search the
     quality that meets a file size, a bpp or a PSNR (the chosen quality is reported).
+
+    With several inputs, one file is written while the next is coded, and a last line gives
+    the throughput: images written and their megapixels, per second from the first input
+    started to the last finished (start-up not counted).
     """
     with guard():
         set_verbosity(quiet, verbose)
@@ -159,31 +168,47 @@ def encode(
         codecs = LazyCodec(device, model)
         protect = input_ids(inputs)
         progress = ImageProgress(_bar_console(), ENCODE_STAGES, len(inputs))
+        clock, threads = BatchClock(), TorchThreads()
 
-        def job(index: int, source: str, target: str):
+        def first(index: int, source: str, target: str):  # the torch part; returns the rest
             check_job(source, target, force, protect)  # before torch is waited for
+            from ..operations import encode_finish, encode_start
+
+            clock.start()
+            codec = codecs.get()
+            with progress.image(codec, index, source), threads.watch(codec):
+                job = encode_start(codec, source, target, quality, force, protect, goal)
+            return functools.partial(encode_finish, job)
+
+        def whole(index: int, source: str, target: str):  # the plain path: one input
+            check_job(source, target, force, protect)
             from ..operations import encode_one
 
+            clock.start()
             codec = codecs.get()
             with progress.image(codec, index, source):
-                report = encode_one(codec, source, target, quality, force, protect, goal)
-            detail(f"{source} -> {target}  {report.output_bytes:,} B  q {report.quality:g}  "
-                   f"{report.seconds:.2f} s")  # fmt: skip
-            return report
+                return encode_one(codec, source, target, quality, force, protect, goal)
+
+        def done(report) -> None:
+            detail(f"{report.input} -> {report.output}  {report.output_bytes:,} B  "
+                   f"q {report.quality:g}  {report.seconds:.2f} s")  # fmt: skip
 
         try:
-            batch = run_batch(inputs, targets, job, fail_fast)
+            batch = run_inputs(inputs, targets, first, whole, fail_fast, threads, done)
         finally:
             progress.close()
+        clock.stop()
+        summary = throughput(batch.reports, clock.seconds)
         for r in batch.reports:
             for w in r.warnings:
                 warn(f"{r.input}: {w}")
         # With the .aec data on stdout, the report must go to stderr.
         console = err if STDIO in targets else out
         if as_json:
-            console.print_json(_batch_json(batch))
+            console.print_json(_batch_json(batch, summary))
         elif batch.reports and not verbosity.quiet:
             console.print(encode_table(batch.reports))
+        _note_throughput(len(inputs), summary)
     if batch.failed:
         raise typer.Exit(1)
 
@@ -193,14 +218,22 @@ def _bar_console() -> Console | None:
     return err if show_progress() else None
 
 
-def _batch_json(batch: BatchResult) -> str:
-    return json.dumps(
-        {
-            "results": [r.to_dict() for r in batch.reports],
-            "failed": [f.to_dict() for f in batch.failures],
-            "not_processed": batch.not_processed,
-        }
-    )
+def _batch_json(batch: BatchResult, summary: dict | None = None) -> str:
+    report = {
+        "results": [r.to_dict() for r in batch.reports],
+        "failed": [f.to_dict() for f in batch.failures],
+        "not_processed": batch.not_processed,
+    }
+    if summary is not None:
+        report["summary"] = summary
+    return json.dumps(report)
+
+
+def _note_throughput(count: int, summary: dict) -> None:
+    """After a batch of several inputs that wrote something: its throughput (not with
+    --quiet)."""
+    if count > 1 and summary["images"]:
+        note(throughput_line(summary))
 
 
 def _goal(
@@ -274,6 +307,10 @@ def decode(
 
     Each file is decoded with the model it names (see `aecompress models`), so files written by
     different models decode together; a file whose model is not available is an error.
+
+    With several inputs, one image is written while the next is decoded, and a last line gives
+    the throughput: images written and their megapixels, per second from the first input
+    started to the last finished (start-up not counted).
     """
     with guard():
         set_verbosity(quiet, verbose)
@@ -288,6 +325,7 @@ def decode(
         library = ModelLibrary(models or [])
         library.check()
         progress = ImageProgress(_bar_console(), DECODE_STAGES, len(inputs))
+        clock, threads = BatchClock(), TorchThreads()
 
         @functools.cache
         def codec_pool():  # made on first use: it needs torch
@@ -298,22 +336,35 @@ def decode(
             keep_freed_memory()  # the transforms' large tensors reuse the heap (allocator.py)
             return CodecPool(library, resolve_device(device), on_load=announce)
 
-        def job(index: int, source: str, target: str):
+        def first(index: int, source: str, target: str):  # the torch part; returns the rest
             check_job(source, target, force, protect, decoded=True)  # before torch
+            from ..operations import ImageOptions, decode_finish, decode_start
+
+            clock.start()
+            codecs, options = codec_pool(), ImageOptions(image_quality, drop_alpha)
+            with progress.image(codecs, index, source), threads.watch(codecs):
+                job = decode_start(codecs, source, target, force, max_pixels, protect, options)
+            return functools.partial(decode_finish, job)
+
+        def whole(index: int, source: str, target: str):  # the plain path: one input
+            check_job(source, target, force, protect, decoded=True)
             from ..operations import ImageOptions, decode_one
 
+            clock.start()
             codecs, options = codec_pool(), ImageOptions(image_quality, drop_alpha)
             with progress.image(codecs, index, source):
                 return decode_one(codecs, source, target, force, max_pixels, protect, options)
 
         try:
-            batch = run_batch(inputs, targets, job, fail_fast)
+            batch = run_inputs(inputs, targets, first, whole, fail_fast, threads)
         finally:
             progress.close()
+        clock.stop()
+        summary = throughput(batch.reports, clock.seconds)
         # With the image on stdout, the report must go to stderr.
         console = err if STDIO in targets else out
         if as_json:
-            console.print_json(_batch_json(batch))
+            console.print_json(_batch_json(batch, summary))
         elif not verbosity.quiet and STDIO not in targets:
             for r in batch.reports:
                 out.print(
@@ -321,6 +372,7 @@ def decode(
                     f"{r.output_bytes:,} B  {r.seconds:.2f} s",
                     soft_wrap=True,
                 )
+        _note_throughput(len(inputs), summary)
     if batch.failed:
         raise typer.Exit(1)
 

@@ -11,6 +11,7 @@ the top: `--help`, `--version`, `info`, `models` and every argument check run wi
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,13 +298,36 @@ class BatchResult:
         return bool(self.failures)
 
 
+def record_failure(result: BatchResult, source: str, exc: BaseException) -> None:
+    """Count `source` as failed and print its one-line message."""
+    message = describe_failure(source, exc)
+    result.failures.append(Failure(source, message))
+    fail(message)
+
+
+def stop_after(result: BatchResult, inputs: list[str], index: int) -> None:
+    """--fail-fast: input number `index` failed; the ones after it are not processed."""
+    result.not_processed = inputs[index + 1 :]
+    if result.not_processed:
+        note(
+            f"stopped at the first failure (--fail-fast): "
+            f"{len(result.not_processed)} of {len(inputs)} inputs not processed"
+        )
+
+
+def note_failures(result: BatchResult, inputs: list[str]) -> None:
+    if result.failures and len(inputs) > 1:
+        note(f"{len(result.failures)} of {len(inputs)} inputs failed")
+
+
 def run_batch(
     inputs: list[str], targets: list[str], job: Callable, fail_fast: bool = False
 ) -> BatchResult:
     """Run job(index, source, target) for each input; report failures by name.
 
     Keeps going after a failure unless fail_fast. Ctrl-C propagates (to guard); any other error
-    only fails its input.
+    only fails its input. (`pipeline.run_pipeline` keeps these rules while overlapping two
+    parts of each input's work.)
     """
     result = BatchResult([], [], [])
     for i, (source, target) in enumerate(zip(inputs, targets, strict=True)):
@@ -312,17 +336,50 @@ def run_batch(
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except BaseException as e:  # noqa: B036 -- Rust panics (pyo3) derive from BaseException
-            message = describe_failure(source, e)
-            result.failures.append(Failure(source, message))
-            fail(message)
+            record_failure(result, source, e)
             if fail_fast:
-                result.not_processed = inputs[i + 1 :]
-                if result.not_processed:
-                    note(
-                        f"stopped at the first failure (--fail-fast): "
-                        f"{len(result.not_processed)} of {len(inputs)} inputs not processed"
-                    )
+                stop_after(result, inputs, i)
                 return result
-    if result.failures and len(inputs) > 1:
-        note(f"{len(result.failures)} of {len(inputs)} inputs failed")
+    note_failures(result, inputs)
     return result
+
+
+@dataclass
+class BatchClock:
+    """The time a batch's work takes: from the first input started (the CLI calls `start`
+    once the library is imported, so start-up is not counted) to the last finished (`stop`)."""
+
+    started: float | None = None
+    seconds: float = 0.0
+
+    def start(self) -> None:
+        if self.started is None:
+            self.started = time.perf_counter()
+
+    def stop(self) -> None:
+        if self.started is not None:
+            self.seconds = time.perf_counter() - self.started
+
+
+def throughput(reports: list, seconds: float) -> dict:
+    """The JSON "summary" of a batch: the images written (reports with width and height),
+    their megapixels, the batch's seconds and the rates."""
+    megapixels = sum(r.width * r.height for r in reports) / 1e6
+    rate = 1 / seconds if seconds > 0 else 0.0
+    return {
+        "images": len(reports),
+        "megapixels": megapixels,
+        "seconds": seconds,
+        "images_per_s": len(reports) * rate,
+        "megapixels_per_s": megapixels * rate,
+    }
+
+
+def throughput_line(summary: dict) -> str:
+    """`24 images, 9.4 MP in 9.1 s: 2.64 images/s, 1.03 MP/s`."""
+    n = summary["images"]
+    return (
+        f"{n} image{'' if n == 1 else 's'}, {summary['megapixels']:.1f} MP in "
+        f"{summary['seconds']:.1f} s: {summary['images_per_s']:.2f} images/s, "
+        f"{summary['megapixels_per_s']:.2f} MP/s"
+    )
