@@ -68,7 +68,7 @@ def test_unreachable_psnr_is_a_clear_error(codec, image):
 
 def test_analysis_transform_runs_once(codec, image):
     calls = []
-    hook = codec.model.g_a.register_forward_hook(lambda *_: calls.append(1))
+    hook = codec.transforms.g_a.register_forward_hook(lambda *_: calls.append(1))
     try:
         budget = (
             len(encode_image(codec, image, 1).data) + len(encode_image(codec, image, 100).data)
