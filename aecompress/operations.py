@@ -59,8 +59,8 @@ class EncodeReport:
     bpp: float  # output_bytes * 8 / pixels
     ratio_raw: float  # raw 24-bit RGB (W*H*3 bytes) / output_bytes
     ratio_input: float  # input_bytes / output_bytes
-    psnr: float  # dB, of what decode will return, vs the input's RGB pixels
-    ms_ssim: float
+    psnr: float | None  # dB, of what decode will return, vs the input's RGB pixels (None:
+    ms_ssim: float | None  # not measured, --no-metrics)
     seconds: float  # coding, and the synthesis that the PSNR and MS-SSIM are measured on
     model_id: str
     fingerprint: str
@@ -170,28 +170,34 @@ def encode_start(
     force: bool,
     protect: frozenset[tuple[int, int]] = frozenset(),
     goal: Target | None = None,
+    metrics: bool = True,
 ) -> PendingEncode:
     """The part of `encode_one` that uses torch: the checks, reading the image, coding it and
-    the reconstruction the report is measured on. Nothing is written."""
+    (with `metrics`) the reconstruction the report is measured on. Nothing is written."""
     check_job(source, target, force, protect)
     image, input_bytes = _load_source_image(source)
     t0 = time.perf_counter()
     if goal is None:
-        encoded = encode_image(codec, image, quality)
+        encoded = encode_image(codec, image, quality, reconstruct=metrics)
     else:
-        encoded = encode_to_target(codec, image, goal).encoded
+        encoded = encode_to_target(codec, image, goal, reconstruct=metrics).encoded
     seconds = time.perf_counter() - t0
     return PendingEncode(source, target, force, image, input_bytes, encoded, seconds)
 
 
 def encode_finish(job: PendingEncode) -> EncodeReport:
     """The rest of `encode_one`, without torch or the codec: write the .aec file, then measure
-    PSNR and MS-SSIM of what decode will return."""
+    PSNR and MS-SSIM of what decode will return (when it was reconstructed)."""
     image, encoded = job.image, job.encoded
     emit(job.target, encoded.data, job.force)
-    restored = restore_image(encoded.rgb, image.mode, image.alpha, image.palette)
-    decoded_rgb = np.asarray(restored.convert("RGB"))
-    quality_psnr, quality_ms_ssim = psnr(image.rgb, decoded_rgb), ms_ssim(image.rgb, decoded_rgb)
+    quality_psnr = quality_ms_ssim = None
+    if encoded.rgb is not None:
+        restored = restore_image(encoded.rgb, image.mode, image.alpha, image.palette)
+        decoded_rgb = np.asarray(restored.convert("RGB"))
+        quality_psnr, quality_ms_ssim = (
+            psnr(image.rgb, decoded_rgb),
+            ms_ssim(image.rgb, decoded_rgb),
+        )
     n = len(encoded.data)
     pixels = image.width * image.height
     return EncodeReport(
@@ -223,13 +229,15 @@ def encode_one(
     force: bool,
     protect: frozenset[tuple[int, int]] = frozenset(),
     goal: Target | None = None,
+    metrics: bool = True,
 ) -> EncodeReport:
     """Compress one image file to one .aec file; `protect`: input_ids() of the whole batch.
 
     With a `goal` (size, bpp or PSNR), the quality is searched for and `quality` is ignored.
     The report's PSNR and MS-SSIM are of what decode will return, measured after the file is
-    written."""
-    job = encode_start(codec, source, target, quality, force, protect, goal)
+    written; metrics=False skips them and the synthesis they need (about as long as the
+    coding itself: benchmarks/stage-profile.md)."""
+    job = encode_start(codec, source, target, quality, force, protect, goal, metrics)
     _stage(codec, "metrics", 0)
     report = encode_finish(job)
     _stage(codec, "metrics", 1)

@@ -67,19 +67,22 @@ class TargetResult:
     trials: int
 
 
-def encode_to_target(codec: Codec, image: SourceImage, target: Target) -> TargetResult:
+def encode_to_target(
+    codec: Codec, image: SourceImage, target: Target, reconstruct: bool = True
+) -> TargetResult:
     """Largest quality whose file fits a size/bpp target, or smallest whose PSNR meets it.
 
-    With codec.progress set, g_a reports as usual, then the search ("search", trial,
-    MAX_TRIALS) once per trial."""
+    reconstruct=False leaves the result's rgb None (the last synthesis is skipped). With
+    codec.progress set, g_a reports as usual, then the search ("search", trial, MAX_TRIALS)
+    once per trial."""
     report = codec.progress
     try:
-        return _search(codec, image, target)
+        return _search(codec, image, target, reconstruct)
     finally:
         codec.progress = report
 
 
-def _search(codec: Codec, image: SourceImage, target: Target) -> TargetResult:
+def _search(codec: Codec, image: SourceImage, target: Target, reconstruct: bool) -> TargetResult:
     from .imagefile import encode_image
     from .metrics import psnr
 
@@ -108,10 +111,10 @@ def _search(codec: Codec, image: SourceImage, target: Target) -> TargetResult:
             best = psnr(image.rgb, enc.rgb)
             raise TargetError(f"cannot reach {target.describe()}: quality 100 gives {best:.2f} dB")
         if meets(lo)[0]:
-            return _finish(codec, image, y_raw, lo, trials)
+            return _finish(codec, image, y_raw, lo, trials, reconstruct)
         # lo misses, hi meets: the smallest quality that meets is one above the last miss.
         best = _last_true(lambda c: not meets(c)[0], lo, hi) + 1
-        return _finish(codec, image, y_raw, best, trials)
+        return _finish(codec, image, y_raw, best, trials, reconstruct)
     ok, enc = meets(lo)
     if not ok:
         raise TargetError(
@@ -119,9 +122,11 @@ def _search(codec: Codec, image: SourceImage, target: Target) -> TargetResult:
             f"{len(enc.data):,} bytes ({len(enc.data) * 8 / pixels:.4f} bpp)"
         )
     if meets(hi)[0]:
-        return _finish(codec, image, y_raw, hi, trials)
+        return _finish(codec, image, y_raw, hi, trials, reconstruct)
     # lo fits, hi does not: the largest quality that fits.
-    return _finish(codec, image, y_raw, _last_true(lambda c: meets(c)[0], lo, hi), trials)
+    return _finish(
+        codec, image, y_raw, _last_true(lambda c: meets(c)[0], lo, hi), trials, reconstruct
+    )
 
 
 def _last_true(pred, lo: int, hi: int) -> int:
@@ -135,8 +140,10 @@ def _last_true(pred, lo: int, hi: int) -> int:
     return lo
 
 
-def _finish(codec: Codec, image: SourceImage, y_raw, centi: int, trials: int) -> TargetResult:
+def _finish(
+    codec: Codec, image: SourceImage, y_raw, centi: int, trials: int, reconstruct: bool
+) -> TargetResult:
     from .imagefile import encode_image
 
-    encoded = encode_image(codec, image, centi / 100, analysed=y_raw)
+    encoded = encode_image(codec, image, centi / 100, reconstruct, analysed=y_raw)
     return TargetResult(encoded, centi / 100, trials)

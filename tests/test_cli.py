@@ -63,6 +63,26 @@ def test_json_report_matches_the_file(run, tmp_path):
     assert rep["psnr"] == pytest.approx(10 * np.log10(255**2 / mse), abs=1e-6)
 
 
+@pytest.mark.parametrize("goal", [["-q", "60"], ["--target-size", "300"]])
+def test_no_metrics_writes_the_same_file_and_skips_psnr_and_ms_ssim(run, tmp_path, goal):
+    src = save(tmp_path / "m.png", rgb(64, 80, 5))
+    r = run("encode", src, "-o", tmp_path / "with.aec", *goal, "--json")
+    assert r.exit_code == 0, r.output
+    measured = json.loads(r.stdout)["results"][0]
+    assert measured["psnr"] > 0 and 0 < measured["ms_ssim"] <= 1  # the tiny model is untrained
+    r = run("encode", src, "-o", tmp_path / "without.aec", *goal, "--no-metrics", "--json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)["results"][0]
+    assert rep["psnr"] is None and rep["ms_ssim"] is None
+    assert rep["quality"] == measured["quality"]
+    assert (tmp_path / "without.aec").read_bytes() == (tmp_path / "with.aec").read_bytes()
+    r = run("encode", src, "-o", tmp_path / "table.aec", *goal, "--no-metrics")
+    assert r.exit_code == 0, r.output
+    row = next(line for line in r.stdout.splitlines() if "80x64 RGB" in line)
+    cells = [c.strip() for c in row.split("│")]
+    assert cells[-3:-1] == ["-", "-"], r.stdout  # PSNR and MS-SSIM, before the seconds
+
+
 @pytest.mark.parametrize("mode", ["L", "RGBA", "LA", "P", "PA"])
 def test_colour_modes_come_back(run, tmp_path, mode):
     base = rgb(33, 47, 2)

@@ -141,6 +141,15 @@ def encode(
             show_default=False,
         ),
     ] = None,
+    metrics: Annotated[
+        bool,
+        typer.Option(
+            "--metrics/--no-metrics",
+            help="Report PSNR and MS-SSIM of what decode will return. They cost a second "
+            "synthesis and MS-SSIM, about as long again as the coding; --no-metrics skips them "
+            "(the report then shows '-', JSON null).",
+        ),
+    ] = True,
     device: DeviceOpt = "auto",
     model: ModelOpt = None,
     force: ForceOpt = False,
@@ -177,7 +186,7 @@ def encode(
             clock.start()
             codec = codecs.get()
             with progress.image(codec, index, source), threads.watch(codec):
-                job = encode_start(codec, source, target, quality, force, protect, goal)
+                job = encode_start(codec, source, target, quality, force, protect, goal, metrics)
             return functools.partial(encode_finish, job)
 
         def whole(index: int, source: str, target: str):  # the plain path: one input
@@ -187,7 +196,7 @@ def encode(
             clock.start()
             codec = codecs.get()
             with progress.image(codec, index, source):
-                return encode_one(codec, source, target, quality, force, protect, goal)
+                return encode_one(codec, source, target, quality, force, protect, goal, metrics)
 
         def done(report) -> None:
             detail(f"{report.input} -> {report.output}  {report.output_bytes:,} B  "

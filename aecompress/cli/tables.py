@@ -34,8 +34,8 @@ def encode_table(reports) -> FittedTable:
             f"{r.ratio_raw:.1f}",
             f"{r.ratio_input:.2f}",
             f"{r.bpp:.3f}",
-            f"{r.psnr:.2f}",
-            f"{r.ms_ssim:.4f}",
+            "-" if r.psnr is None else f"{r.psnr:.2f}",  # --no-metrics
+            "-" if r.ms_ssim is None else f"{r.ms_ssim:.4f}",
             f"{r.seconds:.2f}",
         ]  # fmt: skip
         for r in reports
