@@ -32,6 +32,7 @@ from .common import (
     MaxPixelsOpt,
     ModelOpt,
     QuietOpt,
+    Throughput,
     VerboseOpt,
     announce,
     detail,
@@ -227,21 +228,21 @@ def _bar_console() -> Console | None:
     return err if show_progress() else None
 
 
-def _batch_json(batch: BatchResult, summary: dict | None = None) -> str:
+def _batch_json(batch: BatchResult, summary: Throughput | None = None) -> str:
     report = {
         "results": [r.to_dict() for r in batch.reports],
         "failed": [f.to_dict() for f in batch.failures],
         "not_processed": batch.not_processed,
     }
     if summary is not None:
-        report["summary"] = summary
+        report["summary"] = summary.to_dict()
     return json.dumps(report)
 
 
-def _note_throughput(count: int, summary: dict) -> None:
+def _note_throughput(count: int, summary: Throughput) -> None:
     """After a batch of several inputs that wrote something: its throughput (not with
     --quiet)."""
-    if count > 1 and summary["images"]:
+    if count > 1 and summary.images:
         note(throughput_line(summary))
 
 

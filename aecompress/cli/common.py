@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -361,25 +361,32 @@ class BatchClock:
             self.seconds = time.perf_counter() - self.started
 
 
-def throughput(reports: list, seconds: float) -> dict:
-    """The JSON "summary" of a batch: the images written (reports with width and height),
-    their megapixels, the batch's seconds and the rates."""
+@dataclass
+class Throughput:
+    """A batch's rate, the JSON "summary": the images written (reports with width and
+    height), their megapixels, the batch's seconds (`BatchClock`) and the rates."""
+
+    images: int
+    megapixels: float
+    seconds: float
+    images_per_s: float
+    megapixels_per_s: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def throughput(reports: list, seconds: float) -> Throughput:
     megapixels = sum(r.width * r.height for r in reports) / 1e6
     rate = 1 / seconds if seconds > 0 else 0.0
-    return {
-        "images": len(reports),
-        "megapixels": megapixels,
-        "seconds": seconds,
-        "images_per_s": len(reports) * rate,
-        "megapixels_per_s": megapixels * rate,
-    }
+    return Throughput(len(reports), megapixels, seconds, len(reports) * rate, megapixels * rate)
 
 
-def throughput_line(summary: dict) -> str:
+def throughput_line(summary: Throughput) -> str:
     """`24 images, 9.4 MP in 9.1 s: 2.64 images/s, 1.03 MP/s`."""
-    n = summary["images"]
+    n = summary.images
     return (
-        f"{n} image{'' if n == 1 else 's'}, {summary['megapixels']:.1f} MP in "
-        f"{summary['seconds']:.1f} s: {summary['images_per_s']:.2f} images/s, "
-        f"{summary['megapixels_per_s']:.2f} MP/s"
+        f"{n} image{'' if n == 1 else 's'}, {summary.megapixels:.1f} MP in "
+        f"{summary.seconds:.1f} s: {summary.images_per_s:.2f} images/s, "
+        f"{summary.megapixels_per_s:.2f} MP/s"
     )
