@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .allocator import fit_heap_to
 from .checkpoint import Checkpoint
 from .container import Header, Streams
 from .entropy import TableCoder
@@ -153,6 +154,15 @@ class Codec:
         image size alone, so that encoder and decoder always agree)."""
         return padded_height * padded_width > self.tile_pixels
 
+    def _fit_heap(self, padded_height: int, padded_width: int) -> None:
+        """Size the heap for this image's largest activation (N × H/2 × W/2 float32), when the
+        process keeps freed memory (allocator.py); tiled images keep the base size."""
+        if self.device.type != "cpu":
+            return
+        tiles = self.uses_tiles(padded_height, padded_width)
+        # bytes of N channels of 4-byte floats at H/2 × W/2 = N·H·W
+        fit_heap_to(0 if tiles else self.checkpoint.config.N * padded_height * padded_width)
+
     def synthesis(self, y_hat: torch.Tensor, quality: float) -> torch.Tensor:
         """Gained y_hat (1×M×h×w) → float reconstruction 1×3×16h×16w: the inverse gain, then
         g_s, tiled for large images (the inverse gain applies to the whole latent first, exactly
@@ -161,6 +171,7 @@ class Codec:
         self._report("synthesis", 0)
         y = self.model.remove_gain(y_hat, quality).contiguous(memory_format=self.memory_format)
         g_s = self.transforms.g_s
+        self._fit_heap(stride * y_hat.shape[-2], stride * y_hat.shape[-1])
         if not self.uses_tiles(stride * y_hat.shape[-2], stride * y_hat.shape[-1]):
             x_hat = g_s(y)
             self._report("synthesis", 1)
@@ -185,6 +196,7 @@ class Codec:
         x = pad_to_multiple(x).contiguous(memory_format=self.memory_format)
         self._report("analysis", 0)
         g_a, reach = self.transforms.g_a, self.transforms.reach_a
+        self._fit_heap(*x.shape[-2:])
         if self.uses_tiles(*x.shape[-2:]):
             on_tile = self._tile_reporter("analysis")
             y = tiled(g_a, x, self.tile_core, reach=reach, on_tile=on_tile)

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aecompress.allocator import keep_freed_memory
 from aecompress.checkpoint import export_checkpoint, load_checkpoint, save_checkpoint
 from aecompress.codec import TILE_CORE, TILE_PIXELS, Codec
 from aecompress.imagefile import decode_image, encode_image
@@ -154,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quality", type=float, default=75)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    ap.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave the C allocator's policy as it is (encode and decode keep freed memory in "
+        "the heap: aecompress/allocator.py)",
+    )
     ap.add_argument("--tile-pixels", type=int, default=TILE_PIXELS)
     ap.add_argument("--tile-core", type=int, default=TILE_CORE)
     ap.add_argument(
@@ -175,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not args.default_malloc:
+        keep_freed_memory()
     try:
         ckpt = load_checkpoint(args.model or default_model_path())
     except Exception as e:

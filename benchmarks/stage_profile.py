@@ -229,6 +229,7 @@ def cli_times(
         encoded = f"{tmp}/enc/"
         files = [str(p) for p in paths]
         enc_all = [*cli, "encode", *files, "-o", encoded, "--mkdir", "-q", str(quality), *common]
+        out["encode batch, --no-metrics"] = _wall([*enc_all, "--no-metrics"], 1)
         out["encode batch"] = _wall(enc_all, 1)
         aecs = sorted(str(p) for p in Path(encoded).glob("*.aec"))
         dec_all = [*cli, "decode", *aecs, "-o", f"{tmp}/dec/", "--mkdir", "--device", device]
@@ -393,6 +394,9 @@ def markdown(result: dict, before: dict | None) -> str:
                 f"({n / c['encode batch']:.2f} images/s), decode {c['decode batch']:.1f} s "
                 f"({n / c['decode batch']:.2f} images/s)"
             )
+            if "encode batch, --no-metrics" in c:
+                t = c["encode batch, --no-metrics"]
+                line += f"; encode all with --no-metrics {t:.1f} s ({n / t:.2f} images/s)"
             if old and "cli" in old:
                 o = old["cli"]
                 line += (

@@ -8,6 +8,7 @@ import torch
 from conftest import TINY, make_tiny_checkpoint, photo_like
 from torch import nn
 
+from aecompress import allocator
 from aecompress.allocator import keep_freed_memory
 from aecompress.codec import Codec
 from aecompress.inference import FrozenGDN, SubpixelConv, prepare_transforms
@@ -105,3 +106,21 @@ def test_keep_freed_memory_is_set_once_and_says_whether_it_took():
     assert keep_freed_memory() is first
     if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
         assert first is True
+
+
+@pytest.mark.skipif(not keep_freed_memory(), reason="the C library is not glibc")
+def test_the_heap_is_sized_for_each_untiled_image_and_kept_small_for_tiled_ones():
+    mib = 1 << 20
+    allocator.fit_heap_to(200 * mib)
+    assert allocator._threshold == 225 * mib  # the block and an eighth
+    allocator.fit_heap_to(0)
+    assert allocator._threshold == allocator.BASE_BYTES
+    allocator.fit_heap_to(100 << 30)
+    assert allocator._threshold == allocator.MAX_BYTES
+    # The codec sizes it from its N and the padded image: N·H·W bytes untiled, the base tiled.
+    ckpt = make_tiny_checkpoint()  # N = 16
+    image = photo_like(2000, 2500, 1)  # padded 2048 × 2560
+    Codec(ckpt, tile_pixels=1 << 30).analyse(image)
+    assert allocator._threshold == (16 * 2048 * 2560) * 9 // 8
+    Codec(ckpt).analyse(image)  # tiled: over 2048² pixels
+    assert allocator._threshold == allocator.BASE_BYTES
