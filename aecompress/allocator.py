@@ -35,6 +35,7 @@ _M_MMAP_THRESHOLD = -3
 # (50 MB); MAX_BYTES caps what one image may raise it to (an untiled 4 MP image at N = 192).
 BASE_BYTES = 64 << 20
 MAX_BYTES = 1 << 30
+TRIM_BYTES = 2 << 30  # free memory at the top of the heap kept before giving it back
 
 _lock = threading.Lock()
 _mallopt: Callable[[int, int], int] | None = None
@@ -68,8 +69,11 @@ def fit_heap_to(block_bytes: int) -> None:
 def _set(threshold: int) -> bool:
     global _threshold
     assert _mallopt is not None
+    # The trim threshold stays high whatever the mmap threshold: freed heap blocks are kept for
+    # the next layer and image (a trim threshold of 64 MiB gave back g_a's blocks after every
+    # image and took the whole gain away).
     ok = bool(_mallopt(_M_MMAP_THRESHOLD, threshold)) and bool(
-        _mallopt(_M_TRIM_THRESHOLD, threshold)
+        _mallopt(_M_TRIM_THRESHOLD, TRIM_BYTES)
     )
     if ok:
         _threshold = threshold
