@@ -61,7 +61,7 @@ class EncodeReport:
     ratio_input: float  # input_bytes / output_bytes
     psnr: float | None  # dB, of what decode will return, vs the input's RGB pixels (None:
     ms_ssim: float | None  # not measured, --no-metrics)
-    seconds: float  # coding, and the synthesis that the PSNR and MS-SSIM are measured on
+    seconds: float  # coding, and (with metrics) the synthesis the PSNR and MS-SSIM are measured on
     model_id: str
     fingerprint: str
     warnings: list[str]
@@ -158,8 +158,8 @@ class PendingEncode:
     force: bool
     image: SourceImage
     input_bytes: int
-    encoded: EncodedImage  # with .rgb, the pixels decode will return
-    seconds: float  # coding and the synthesis
+    encoded: EncodedImage  # .rgb: the pixels decode will return (None with metrics off)
+    seconds: float  # coding, and the synthesis with metrics
 
 
 def encode_start(
