@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aecompress.cli import app, pipeline  # noqa: E402
+from aecompress.cli import app, pipeline, torch_threads  # noqa: E402
 
 MODES = {
     "one at a time": {"overlap": False},
@@ -41,14 +41,15 @@ MODES = {
 
 
 def run(args: list[str], mode: dict) -> float:
-    real_worth, real_share = pipeline.worth_overlapping, pipeline.SHARE
+    real_worth, real_share = pipeline.worth_overlapping, torch_threads.SHARE
     if mode.get("overlap") is False:
         pipeline.worth_overlapping = lambda count: False
-    pipeline.SHARE = mode.get("share", real_share)
+    torch_threads.SHARE = mode.get("share", real_share)
     try:
         result = CliRunner().invoke(app, [*args, "--json", "--force"])
     finally:
-        pipeline.worth_overlapping, pipeline.SHARE = real_worth, real_share
+        pipeline.worth_overlapping = real_worth
+        torch_threads.SHARE = real_share
     if result.exit_code != 0:
         raise SystemExit(f"aecompress {' '.join(args)} failed:\n{result.output}")
     return json.loads(result.stdout)["summary"]["seconds"]

@@ -16,8 +16,8 @@ from conftest import photo_like
 from PIL import Image
 
 from aecompress import operations
-from aecompress.cli import pipeline
-from aecompress.cli.pipeline import TorchThreads
+from aecompress.cli import pipeline, torch_threads
+from aecompress.cli.torch_threads import TorchThreads
 from aecompress.codec import Codec
 from aecompress.errors import ImageError
 
@@ -100,7 +100,7 @@ def test_a_batch_writes_the_files_of_one_input_at_a_time(
     run, tmp_path, parts, monkeypatch, thread_counts
 ):
     """Byte for byte, with torch's threads changing under the batch as they do on a CPU."""
-    monkeypatch.setattr(pipeline, "SHARE", 0.0)  # one thread fewer whenever the worker works
+    monkeypatch.setattr(torch_threads, "SHARE", 0.0)  # one thread fewer whenever the worker works
     sources = images(tmp_path / "src")
     alone, batch = tmp_path / "alone", tmp_path / "batch"
     for src in sources:
@@ -388,7 +388,7 @@ def test_torch_gets_one_thread_fewer_only_for_stages_the_worker_outlasts():
 def test_torch_threads_are_restored_after_a_batch(run, tmp_path, monkeypatch, thread_counts):
     import torch
 
-    monkeypatch.setattr(pipeline, "SHARE", 0.0)
+    monkeypatch.setattr(torch_threads, "SHARE", 0.0)
     slow_finish(monkeypatch, "encode_finish", {"d.png", "b.png", "c.png"}, 0.2)
     r = run("encode", *images(tmp_path / "src"), "-o", tmp_path)
     assert r.exit_code == 0, r.output
