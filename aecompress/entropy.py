@@ -83,9 +83,7 @@ class TableCoder:
                 coder.encode_reverse(int((e >> shift) & ((1 << width) - 1)), Uniform(1 << width))
             coder.encode_reverse(n - 1, Uniform(ESCAPE_MAX_BITS))
             coder.encode_reverse(side, Uniform(2))
-        order = np.argsort(ids, kind="stable")
-        table_ids, starts = np.unique(ids[order], return_index=True)
-        bounds = np.append(starts, len(order))
+        order, table_ids, bounds = _grouped(ids)
         for i in reversed(range(len(table_ids))):
             group = sym[order[bounds[i] : bounds[i + 1]]].astype(np.int32)
             coder.encode_reverse(group, self.model(int(table_ids[i])))
@@ -102,9 +100,7 @@ class TableCoder:
             # The coder never writes a final zero word, and constriction refuses one.
             raise FormatError("entropy-coded stream ends in a zero word: the file is corrupt")
         coder = AnsCoder(words)
-        order = np.argsort(ids, kind="stable")
-        table_ids, starts = np.unique(ids[order], return_index=True)
-        bounds = np.append(starts, len(order))
+        order, table_ids, bounds = _grouped(ids)
         sym = np.empty(len(ids), dtype=np.int64)
         for i, t in enumerate(table_ids):
             n = int(bounds[i + 1] - bounds[i])
@@ -124,6 +120,18 @@ class TableCoder:
         if not coder.is_empty():
             raise FormatError("entropy-coded stream has data left over: the file is corrupt")
         return values.reshape(shape)
+
+
+def _grouped(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The positions of `ids` grouped by table id, raster order within each (a stable sort),
+    the table ids present in ascending order, and each group's bounds in that order."""
+    keys = ids
+    if len(ids) and ids.min() >= 0 and ids.max() < 1 << 16:
+        # The same stable order, ~4× faster: numpy sorts 16-bit keys stably by radix sort.
+        keys = ids.astype(np.uint16)
+    order = np.argsort(keys, kind="stable")
+    table_ids, starts = np.unique(ids[order], return_index=True)
+    return order, table_ids, np.append(starts, len(order))
 
 
 def _chunks(nbits: int) -> list[tuple[int, int]]:
