@@ -197,7 +197,9 @@ def profile_model(
 
 
 def _wall(cmd: list[str], runs: int) -> float:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The checkout first, then whatever the caller had (a --target folder of wheels, say).
+    paths = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
