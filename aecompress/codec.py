@@ -116,16 +116,20 @@ class Codec:
         # copy, so one checkpoint can serve several codecs. g_a and g_s run as inference copies
         # (inference.py) in the chosen layout; the small hyperprior nets use the model's own.
         model = checkpoint.model
+        self.transforms = prepare_transforms(model.g_a, model.g_s, self.device, channels_last)
         if self.device.type != "cpu":
             model = copy.deepcopy(model).to(self.device)
         self.model = model
-        self.transforms = prepare_transforms(model.g_a, model.g_s, self.device, channels_last)
-        self.memory_format = self.transforms.memory_format
         self.z_coder = TableCoder(checkpoint.z_tables)
         self.y_coder = TableCoder(checkpoint.y_tables)
         # progress(stage, done, total), stage one of "analysis", "coding", "synthesis": set by
         # a caller that draws progress bars; tiled transforms report each tile.
         self.progress: Callable[[str, int, int], None] | None = None
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The layout g_a and g_s run in."""
+        return self.transforms.memory_format
 
     def _report(self, stage: str, done: int, total: int = 1) -> None:
         if self.progress is not None:
