@@ -3,8 +3,9 @@
 Each layer of g_a and g_s makes a new activation of tens of MB (N × H/2 × W/2 float32: 50 MB
 for N = 128 on a Kodak image). glibc serves blocks that large with mmap and gives them back to
 the kernel when freed, so every layer of every image pays for page faults and zeroing of fresh
-pages: on the 2-core CPU, g_a and g_s of N = 128 on a Kodak image took 0.45 s that way against
-0.36 s with the policy below (median of 5 runs each).
+pages: on the 2-core CPU, g_a and g_s of N = 128 on a Kodak image took 216 and 223 ms that way
+against 175 and 184 ms with the policy below (`benchmarks/stage_profile.py .data/kodak4
+--cli-runs 0`, with and without --default-malloc).
 Raising glibc's mmap and trim thresholds makes such blocks come from the heap and stay there
 once freed, to be reused by the next layer and the next image.
 
@@ -13,8 +14,9 @@ it runs untiled, and to BASE_BYTES for a tiled image (over 4 MP), whose tile act
 whole-image tensors then come and go by mmap as before: the heap fragments between the two
 sizes, and a 24 MP encode + decode peaked at 3.8 GB with everything in the heap, against 2.4 GB
 this way and 2.2 GB with glibc's own policy (`benchmarks/huge_image.py`, N = 128, 2-core CPU;
-38 s / 20 s this way, 40 s / 21 s with glibc's). A 1920×1080 photo (untiled): g_a 0.90 s and
-g_s 0.95 s, peak 1.9 GB, against 1.15 s, 1.20 s and 1.5 GB with glibc's policy.
+38 s / 20 s this way, 40 s / 21 s with glibc's). A 1920×1080 photo (untiled, `huge_image.py
+--width 1920 --height 1080`, one run): encode 2.5 s, decode 1.3 s, peak 1790 MiB, against
+2.8 s, 1.4 s and 1571 MiB with glibc's policy.
 
 The cost is that the process keeps its peak heap until it exits, which is what a command that
 codes a batch of images wants. The CLI's encode, decode and bench call `keep_freed_memory`

@@ -248,13 +248,18 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--cli-runs", type=int, default=3, help="0 skips the CLI timings")
+    ap.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave the C allocator's policy as it is (encode and decode keep freed memory)",
+    )
     ap.add_argument("--label", default="current")
     ap.add_argument("--before", type=Path, default=None, help="an earlier JSON to compare with")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--markdown", type=Path, default=None)
     args = ap.parse_args()
 
-    kept = keep_freed_memory()  # as encode, decode and bench do
+    kept = False if args.default_malloc else keep_freed_memory()  # as encode and decode do
     paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() == ".png")
     image = args.folder / args.image if args.image else paths[0]
     device = resolve_device(args.device)
