@@ -14,6 +14,7 @@ Shapes for an input x of B×3×H×W (H, W multiples of 64):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -43,6 +44,11 @@ def interpolate_levels(table: torch.Tensor, position: torch.Tensor) -> torch.Ten
 def ste_round(x: torch.Tensor) -> torch.Tensor:
     """Round in the forward pass, identity gradient in the backward pass."""
     return x + (torch.round(x) - x).detach()
+
+
+def _uniform_noise(like: torch.Tensor) -> torch.Tensor:
+    """Uniform noise in [-0.5, 0.5) shaped like `like`, from torch's generator."""
+    return torch.empty_like(like).uniform_(-0.5, 0.5)
 
 
 def _run(layers: list[nn.Module], v: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
@@ -147,9 +153,17 @@ class HyperpriorModel(nn.Module):
 
     # ----- training ------------------------------------------------------------------------
     def forward(
-        self, x: torch.Tensor, position: torch.Tensor, inner_dtype: torch.dtype | None = None
+        self,
+        x: torch.Tensor,
+        position: torch.Tensor,
+        inner_dtype: torch.dtype | None = None,
+        noise: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> ForwardOutput:
         """x: B×3×H×W in [0, 1]; position: B trade-off positions in [0, K-1].
+
+        noise: the rate terms' additive noise, uniform in [-0.5, 0.5) and shaped like its
+        argument (z's, then y's); None draws it from torch's generator. Training passes
+        `CropNoise`, which draws each crop's own.
 
         inner_dtype (e.g. torch.bfloat16) runs the inner layers of g_a and g_s under autocast,
         nearly all of the arithmetic. bf16 keeps 8 significant bits while y, z and mu reach the
@@ -162,12 +176,13 @@ class HyperpriorModel(nn.Module):
         z = self.h_a(y)
         # Rate terms use additive uniform noise; what feeds the decoder is rounded (straight-
         # through), so the transforms train on the values they will see at run time.
-        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+        noise = noise if noise is not None else _uniform_noise
+        z_noisy = z + noise(z)
         bits_z = bits(self.density_z.likelihood(z_noisy)).sum((1, 2, 3))
         z_hat = ste_round(z)
         mu = self.h_s_mean(z_hat)
         scale = self.scale_from_log(self.h_s_scale(z_hat))
-        y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        y_noisy = y + noise(y)
         bits_y = bits(gaussian_likelihood(y_noisy, mu, scale)).sum((1, 2, 3))
         y_hat = ste_round(y - mu) + mu
         x_hat = _run(g_s[1:], g_s[0](y_hat * inv_gain[:, :, None, None]), inner_dtype)

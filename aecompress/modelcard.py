@@ -58,9 +58,21 @@ _SELECTED = {
 }
 
 
-def _batch(tc: dict) -> str:
+def _batch(tc: dict, processes: int) -> str:
     flips = "all eight flips and rotations" if tc.get("dihedral") else "random flips"
-    return f"{tc.get('batch_size')} random crops of {tc.get('patch_size')}² px, {flips}"
+    batch = tc.get("batch_size")
+    text = f"{batch} random crops of {tc.get('patch_size')}² px, {flips}"
+    if processes > 1 and isinstance(batch, int):
+        text += f"; {batch // processes} per process"
+    return text
+
+
+def _processes(p: dict[str, str]) -> int:
+    """How many processes trained the model's last session (1 for models before the field)."""
+    try:
+        return int(p.get("processes", "1"))
+    except ValueError:
+        return 1
 
 
 def _schedule(tc: dict, p: dict) -> str:
@@ -109,6 +121,12 @@ def describe_data(provenance: dict[str, str]) -> str | None:
     return _sources(_json(provenance, "data")) or provenance.get("data") or None
 
 
+def _session_device(session: dict) -> str:
+    device = str(session.get("device"))
+    processes = session.get("processes", 1)
+    return f"{processes} processes, {device} each" if processes != 1 else device
+
+
 def render_model_card(ckpt: Checkpoint) -> str:
     p = ckpt.provenance
     c = ckpt.config
@@ -140,7 +158,7 @@ def render_model_card(ckpt: Checkpoint) -> str:
             ("steps", steps + (f" (weights from step {sel})" if sel and sel != steps else ""))
         )
     if tc:
-        rows.append(("batch", _batch(tc)))
+        rows.append(("batch", _batch(tc, _processes(p))))
         rows.append(("learning rate", _schedule(tc, p)))
         rows.append(("seed", str(tc.get("seed"))))
     rows.append(("objective", _objective(tc)))
@@ -170,6 +188,8 @@ def render_model_card(ckpt: Checkpoint) -> str:
     ):
         if p.get(key):
             rows.append((label, p[key]))
+    if _processes(p) > 1:
+        rows.append(("processes", f"{_processes(p)} (torchrun), on one device each"))
     if rows or p.get("command"):
         lines += ["## Training", ""]
         if p.get("command"):
@@ -180,7 +200,8 @@ def render_model_card(ckpt: Checkpoint) -> str:
         if isinstance(sessions, list) and len(sessions) > 1:
             lines += ["| from step | device | command |", "| ---: | --- | --- |"]
             lines += [
-                f"| {s.get('from_step')} | {_cell(s.get('device'))} | `{_cell(s.get('command'))}` |"
+                f"| {s.get('from_step')} | {_cell(_session_device(s))} | "
+                f"`{_cell(s.get('command'))}` |"
                 for s in sessions
             ]
             lines.append("")
@@ -216,7 +237,7 @@ def render_model_card(ckpt: Checkpoint) -> str:
             "command", "steps", "selected_step", "train_config", "data", "images", "init",
             "sessions", "wall_seconds", "device", "precision", "torch", "aecompress",
             "created", "validation", "valid_data", "speed", "time_budget", "selected_weights",
-            "exported_from",
+            "exported_from", "processes",
         }
     }  # fmt: skip
     if other:

@@ -21,6 +21,7 @@ synchronisation; `state_dict` / `load_state_dict` let a resumed run continue exa
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -50,8 +51,16 @@ class LevelNormaliser:
         self.means = torch.zeros(levels, device=device)
 
     @torch.no_grad()
-    def update(self, position: torch.Tensor, loss: torch.Tensor) -> None:
-        """position, loss: B. Fold this batch's losses into the running means."""
+    def update(
+        self,
+        position: torch.Tensor,
+        loss: torch.Tensor,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        """position, loss: B. Fold this batch's losses into the running means.
+
+        reduce: sums a 2×K tensor over the processes of a run in place (`Coordinator.sum_`),
+        so each folds in the whole batch and all keep the same means."""
         k = self.means.numel()
         pos = position.clamp(0, k - 1)
         lo = pos.floor().long().clamp(max=k - 2)
@@ -60,7 +69,10 @@ class LevelNormaliser:
         weights.scatter_(1, lo[:, None], (1 - frac)[:, None])
         weights.scatter_add_(1, (lo + 1)[:, None], frac[:, None])
         total = weights.sum(0)  # K
-        observed = (weights * loss.detach().float()[:, None]).sum(0) / total.clamp(min=1e-12)
+        weighted = (weights * loss.detach().float()[:, None]).sum(0)  # K
+        if reduce is not None:
+            total, weighted = reduce(torch.stack((total, weighted)))
+        observed = weighted / total.clamp(min=1e-12)
         rate = 1 - self.decay**total  # 0 where the batch has no weight
         rate = torch.where(self.means > 0, rate, (total > 0).float())  # first sight: take it
         self.means += rate * (observed - self.means)

@@ -54,10 +54,10 @@ def test_stopped_and_resumed_run_equals_straight_run(tmp_path, data, monkeypatch
 
     original = loop_module.training_batch
 
-    def ctrl_c_during_step_1(data, cfg, levels, step, gen):
+    def ctrl_c_during_step_1(data, cfg, levels, step, gen, *rest):
         if step == 1:
             signal.raise_signal(signal.SIGINT)  # the loop finishes the step, saves, stops
-        return original(data, cfg, levels, step, gen)
+        return original(data, cfg, levels, step, gen, *rest)
 
     monkeypatch.setattr(loop_module, "training_batch", ctrl_c_during_step_1)
     split = tmp_path / "split"

@@ -256,16 +256,28 @@ def train(
     )  # fmt: skip
     with guard():
         set_verbosity(quiet, verbose)  # each guard resets it on the way out
-        report = run_training(
-            opts,
-            given={f for g in given for f in fields.get(g, [g])},
-            reporter=ConsoleReporter(err, quiet=quiet, verbose=verbose),
-            warn=warn,
-            note=note,
-            detail=detail,
-        )
-    if not quiet:  # --quiet: errors only, the exit code says the rest
+        try:
+            report = run_training(
+                opts,
+                given={f for g in given for f in fields.get(g, [g])},
+                reporter=ConsoleReporter(err, quiet=quiet, verbose=verbose),
+                warn=warn,
+                note=note,
+                detail=detail,
+            )
+        except KeyboardInterrupt:
+            if _follower():  # process 0 says where the run stopped; the others leave quietly
+                raise typer.Exit(130) from None
+            raise
+    if not quiet and report is not None:  # --quiet: errors only, the exit code says the rest
         _print_report(report)
+
+
+def _follower() -> bool:
+    """Whether this is a process other than process 0 of a run started by torchrun."""
+    import os
+
+    return os.environ.get("RANK", "0") != "0" and os.environ.get("WORLD_SIZE", "1") != "1"
 
 
 def _print_report(report) -> None:

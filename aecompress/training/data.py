@@ -4,7 +4,9 @@ the training device, and each step's batch of random crops and trade-off positio
 Every image is packed, at its own size, into one flat uint8 tensor on the training device
 (`ImageSet`); a step's random crops and flips are one gather there. The crops and trade-off
 positions of step s come from a generator seeded by (seed, s), so the data order is a function
-of the step alone and a resumed run sees the crops an uninterrupted one would.
+of the step alone and a resumed run sees the crops an uninterrupted one would. The rate's
+additive noise is drawn per crop (`CropNoise`), so a run split over several processes trains
+on the batch, and with the noise, that one process would.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from ..errors import AecError
 from ..imageio import load_image
 from ..imagesets import find_images
 from ..recipe import stratified_positions
+from .distributed import BatchPart
+
+ALONE = BatchPart()  # the whole batch: a run in one process
 
 
 def read_training_image(path: Path, min_size: int) -> tuple[torch.Tensor | None, str]:
@@ -104,12 +109,23 @@ class ImageSet:
         return self.offsets.numel()
 
     def crops(
-        self, batch: int, size: int, gen: torch.Generator, dihedral: bool = False
+        self,
+        batch: int,
+        size: int,
+        gen: torch.Generator,
+        dihedral: bool = False,
+        rows: slice | None = None,
     ) -> torch.Tensor:
         """B×3×size×size uint8 on the device: a uniform image, a uniform crop position, and a
         horizontal and a vertical flip, each with probability 1/2; with `dihedral` also a
-        transposition with probability 1/2, which makes all eight flips and rotations."""
+        transposition with probability 1/2, which makes all eight flips and rotations.
+
+        rows: cut only these crops of the `batch` drawn (a process's part of a global batch);
+        the draws are those of the whole batch, so crop i is the same whoever cuts it."""
         u = torch.rand(batch, 6 if dihedral else 5, generator=gen, device=self.device)
+        if rows is not None:
+            u = u[rows]
+            batch = u.shape[0]
         n = len(self)
         i = (u[:, 0] * n).long().clamp_(max=n - 1)  # B
         h, w = self.heights[i], self.widths[i]
@@ -135,24 +151,78 @@ class ImageSet:
         return self.flat[index]
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> int:
+    """splitmix64's finaliser: consecutive inputs give unrelated 64-bit outputs."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
 def _step_seed(seed: int, step: int) -> int:
     """splitmix64 of (seed, step): well-mixed seeds for consecutive steps (the CPU generator
     uses the low 32 bits, CUDA's Philox all 64)."""
-    mask = (1 << 64) - 1
-    x = (((seed & 0xFFFFFFFF) << 32 | (step & 0xFFFFFFFF)) + 0x9E3779B97F4A7C15) & mask
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
-    return (x ^ (x >> 31)) >> 1
+    return _splitmix64((seed & 0xFFFFFFFF) << 32 | (step & 0xFFFFFFFF)) >> 1
+
+
+def _crop_seed(seed: int, step: int, index: int) -> int:
+    """The seed of the noise of crop `index` (of the global batch) at `step`."""
+    return _splitmix64(_step_seed(seed, step) ^ ((index + 1) * 0xD1B54A32D192ED03 & _MASK64)) >> 1
+
+
+class CropNoise:
+    """The additive uniform noise of each crop: a generator per crop, seeded by (seed, step,
+    the crop's index in the global batch), so a crop gets the same noise whichever process
+    trains it and however many there are, and a resumed run draws what an uninterrupted one
+    would. Called with a B×C×H×W tensor, it returns uniform noise in [-0.5, 0.5) of the same
+    shape and layout; successive calls continue each crop's stream (z's noise, then y's)."""
+
+    def __init__(self, device: torch.device | str):
+        self.device = torch.device(device)
+        self._gens: list[torch.Generator] = []
+
+    def reseed(self, seed: int, step: int, rows: slice) -> None:
+        """Start the streams of the crops `rows` of step `step`'s global batch."""
+        while len(self._gens) < rows.stop - rows.start:
+            self._gens.append(torch.Generator(device=self.device))
+        for gen, index in zip(self._gens, range(rows.start, rows.stop), strict=False):
+            gen.manual_seed(_crop_seed(seed, step, index))
+
+    def __call__(self, like: torch.Tensor) -> torch.Tensor:
+        if like.shape[0] > len(self._gens):
+            raise ValueError(f"noise for {like.shape[0]} crops, reseeded for {len(self._gens)}")
+        noise = torch.empty_like(like)
+        for row, gen in zip(noise, self._gens, strict=False):
+            row.uniform_(-0.5, 0.5, generator=gen)
+        return noise
 
 
 def training_batch(
-    data: ImageSet, cfg: TrainConfig, levels: int, step: int, gen: torch.Generator
+    data: ImageSet,
+    cfg: TrainConfig,
+    levels: int,
+    step: int,
+    gen: torch.Generator,
+    part: BatchPart = ALONE,
+    noise: CropNoise | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Step `step`'s batch: B×3×P×P floats in [0, 1] and B positions in [0, levels-1]."""
+    """Step `step`'s batch, or this process's `part` of it: b×3×P×P floats in [0, 1] and b
+    positions in [0, levels-1], b = cfg.batch_size / part.count. `noise`, when given, is
+    reseeded for the same crops.
+
+    The crops, flips and positions of the whole batch are drawn (a few numbers per crop) and
+    each process keeps its rows, so the processes of a run together train on exactly the
+    batch one process would."""
+    rows = part.rows(cfg.batch_size)
     gen.manual_seed(_step_seed(cfg.seed, step))
-    x = data.crops(cfg.batch_size, cfg.patch_size, gen, cfg.dihedral).float().div_(255)
+    x = data.crops(cfg.batch_size, cfg.patch_size, gen, cfg.dihedral, rows).float().div_(255)
     if cfg.stratified:
         position = stratified_positions(cfg.batch_size, levels, gen, data.device)
     else:
         position = torch.rand(cfg.batch_size, generator=gen, device=data.device) * (levels - 1)
-    return x, position
+    if noise is not None:
+        noise.reseed(cfg.seed, step, rows)
+    return x, position[rows]

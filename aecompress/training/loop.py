@@ -34,7 +34,8 @@ from ..errors import AecError
 from ..model import HyperpriorModel, ModelConfig, interpolate_levels
 from ..recipe import LevelNormaliser, SpikeClip, WeightAverage, learning_rate
 from ..validate import ValidationResult, frozen_copy
-from .data import DataSource, ImageSet, training_batch
+from .data import CropNoise, DataSource, ImageSet, training_batch
+from .distributed import Control, Coordinator, lost_contact
 from .progress import Reporter, Silent, StepStats, estimate_seconds_left
 from .state import BEST_FILE, STATE_FILE, TrainingState, read_state, save_best, save_state
 
@@ -58,6 +59,8 @@ def rd_loss(
     mixed: torch.dtype | None = None,
     log_lambdas: torch.Tensor | None = None,
     normaliser: LevelNormaliser | None = None,
+    noise: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ):
     """Mean RD loss of the batch; also returns mean bpp and mean PSNR for logging.
 
@@ -68,8 +71,10 @@ def rd_loss(
     mixed: autocast dtype for the inner layers of g_a / g_s, None for plain float32.
     log_lambdas: K×1 log of the levels' lambdas, already on the device (model.lambdas builds
     it from a Python list every call, a host-to-device copy that waits for the GPU).
+    noise: the rate terms' noise (`HyperpriorModel.forward`); reduce: sums the normaliser's
+    batch statistics over the processes of a run (`Coordinator.sum_`).
     """
-    out = model(x, position, inner_dtype=mixed)
+    out = model(x, position, inner_dtype=mixed, noise=noise)
     pixels = x.shape[2] * x.shape[3]
     mse = ((out.x_hat - x) ** 2).mean((1, 2, 3))
     bpp = (out.bits_y + out.bits_z) / pixels
@@ -80,7 +85,7 @@ def rd_loss(
     distortion = lam * 255**2 * mse  # B
     per_crop = distortion + bpp
     if normaliser is not None:
-        normaliser.update(position, distortion)
+        normaliser.update(position, distortion, reduce)
         per_crop = per_crop / normaliser.scale(position)
     psnr = (10 * torch.log10(1 / mse.detach().clamp(min=1e-10))).mean()
     return per_crop.mean(), bpp.mean().detach(), psnr
@@ -192,6 +197,7 @@ def train(
     data_sources: Sequence[DataSource] = (),
     run_info: Mapping[str, Any] | None = None,
     deadline: float | None = None,
+    coordinator: Coordinator | None = None,
 ) -> TrainResult:
     """Train from scratch, from `init_weights`, or on from `resume` (whose model config wins).
 
@@ -205,7 +211,15 @@ def train(
     out_dir/train.log gets a line per log step and per validation; out_dir/best.pt the weights
     of the best validation score. run_info (JSON-like) is stored in state.pt as it is, for the
     provenance of later sessions. Progress goes to `reporter` (none: nothing is shown).
+
+    coordinator: the processes of a run started by torchrun (training/distributed.py). Each
+    trains on its rows of the global batch of cfg.batch_size crops, with the gradients
+    averaged; process 0's clock decides the schedule and the end, and it alone logs,
+    validates (the others wait) and writes the files; `validator`, `deadline` and `reporter`
+    matter there only. None: this process alone.
     """
+    coord = coordinator if coordinator is not None else Coordinator()
+    main = coord.is_main
     device = torch.device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -216,8 +230,12 @@ def train(
         raise AecError(f"a training image is smaller than the {cfg.patch_size}px patch size")
     budgeted = deadline is not None
     timed = cfg.train_seconds > 0
-    if cfg.steps <= 0 and not (budgeted or timed):
+    if cfg.steps <= 0 and not (budgeted or timed) and main:  # the others follow process 0
         raise ValueError("a run without a step limit needs train_seconds or a deadline")
+    if cfg.batch_size % coord.world:
+        raise AecError(
+            f"the batch of {cfg.batch_size} crops does not split over {coord.world} processes"
+        )
     state = read_state(resume) if isinstance(resume, str | Path) else resume
     if state is not None:
         model_config = state.model_config
@@ -230,12 +248,16 @@ def train(
     optimizer = _optimizer(model, cfg, cuda)
     normaliser = LevelNormaliser(model_config.levels, device) if cfg.level_norm else None
     clip = SpikeClip(cfg.clip_factor, cfg.grad_clip, device)
-    average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    # The average is of weights every process shares: process 0 keeps it, for its exports.
+    average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 and main else None
     step, elapsed, best, history = 0, 0.0, None, []
     if state is not None:
         recipe_parts = ((normaliser, state.level_norm), (clip, state.clip), (average, state.ema))
         _restore(state, model, optimizer, recipe_parts, cuda)
         step, elapsed, best, history = state.step, state.elapsed, state.best, list(state.history)
+    net = coord.wrap(model)  # what the step calls: the model, or DDP averaging the gradients
+    noise = CropNoise(device)
+    reduce = coord.sum_ if coord.world > 1 else None
 
     reporter = reporter if reporter is not None else Silent()
     mixed = torch.bfloat16 if bf16 else None
@@ -300,18 +322,35 @@ def train(
             return True
         return budgeted and time.monotonic() >= deadline
 
+    def control(stop: _StopRequest) -> Control:
+        """Where the run stands, as process 0 sees it (alone: as this process sees it)."""
+        return coord.agree(
+            Control(
+                progress=progress_now(),
+                finished=finished(),
+                stop=stop.requested,
+                validate=next_valid <= training_seconds(),
+                checkpoint=0 < cfg.checkpoint_seconds <= time.monotonic() - last_save,
+            )
+        )
+
+    def log_line(text: str) -> None:
+        if logfile is not None:
+            logfile.write(f"{timestamp()} {text}\n")
+
     def log_window(lr: float) -> None:
         """One log line with the means since the previous one (the one sync per window)."""
         nonlocal count, t_window, s_window
+        coord.sum_(sums)  # the means of the whole batch, on every process
         check_finite()
-        loss_m, bpp_m, psnr_m = (sums / count).tolist()
+        loss_m, bpp_m, psnr_m = (sums / (count * coord.world)).tolist()
         now = time.perf_counter()
         rate = (step - s_window) / (now - t_window)
         stats = StepStats(
             step, loss_m, bpp_m, psnr_m, rate, lr, cfg.steps, int(clip.take_clipped()),
             rate * pixels_per_step / 1e6, seconds_left(rate),
         )  # fmt: skip
-        logfile.write(f"{timestamp()} {stats.line()}\n")
+        log_line(stats.line())
         reporter.stats(stats)
         sums.zero_()
         count, t_window, s_window = 0, now, step
@@ -325,6 +364,9 @@ def train(
 
     def save() -> None:
         nonlocal saved_at, last_save
+        if not main:  # process 0 writes the state every process shares
+            saved_at, last_save = step, time.monotonic()
+            return
         check_finite()  # never save a diverged model over a good one
         cuda_rngs = torch.cuda.is_available() and torch.cuda.is_initialized()
         state_now = TrainingState(
@@ -340,7 +382,7 @@ def train(
         save_state(out_dir / STATE_FILE, state_now)
         saved_at, last_save = step, time.monotonic()
 
-    logfile = open(out_dir / LOG_FILE, "a", encoding="utf-8", buffering=1)
+    logfile = open(out_dir / LOG_FILE, "a", encoding="utf-8", buffering=1) if main else None
     try:
         if cuda:
             torch.backends.cudnn.allow_tf32 = True  # the transforms' convolutions
@@ -352,22 +394,28 @@ def train(
             else:
                 reporter.start(step, cfg.steps, cfg.train_seconds - elapsed if timed else 0.0)
             model.train()
-            while not finished():
-                if stop.requested:
+            ctl = control(stop)
+            while not ctl.finished:
+                if ctl.stop:
                     if saved_at != step:
                         save()
                     path = out_dir / STATE_FILE
-                    logfile.write(f"{timestamp()} stopped at step {step}; {path} saved\n")
+                    log_line(f"stopped at step {step}; {path} saved")
                     reporter.message(
                         f"stopped at step {step}: {path} saved; continue with --resume {path}"
                     )
+                    coord.wait()  # the others leave once the state is written
                     raise KeyboardInterrupt
-                lr = lr_at(step, cfg, progress_now())
+                lr = lr_at(step, cfg, ctl.progress)
                 for group in optimizer.param_groups:
                     group["lr"] = lr * group["lr_scale"]
-                x, position = training_batch(data, cfg, model_config.levels, step, gen)
+                x, position = training_batch(
+                    data, cfg, model_config.levels, step, gen, coord.part, noise
+                )
                 x = x.contiguous(memory_format=memory_format)
-                loss, bpp, psnr = rd_loss(model, x, position, mixed, log_lambdas, normaliser)
+                loss, bpp, psnr = rd_loss(
+                    net, x, position, mixed, log_lambdas, normaliser, noise, reduce
+                )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 clip(model.parameters())
@@ -378,12 +426,12 @@ def train(
                 sums += torch.stack((loss.detach(), bpp, psnr))
                 count += 1
                 reporter.advance(step)
-                end = finished()
+                ctl = control(stop)
+                end = ctl.finished
                 if step % cfg.log_every == 0 or end:
                     log_window(lr)
                 due = not end and (  # the final model is validated at export
-                    (cfg.valid_every > 0 and step % cfg.valid_every == 0)
-                    or next_valid <= training_seconds()
+                    (cfg.valid_every > 0 and step % cfg.valid_every == 0) or ctl.validate
                 )
                 if validator is not None and due:
                     devices = [device] if cuda else []
@@ -406,21 +454,30 @@ def train(
                         best = {"step": step, "score": result.score, "images": result.images}
                         save_best(out_dir / BEST_FILE, candidate, cfg, step, result)
                     line = f"validation {result.summary()}" + (" (best)" if better else "")
-                    logfile.write(f"{timestamp()} {line} [{result.seconds:.1f} s]\n")
+                    log_line(f"{line} [{result.seconds:.1f} s]")
                     reporter.message(line)
+                if due:
+                    coord.wait()  # the others wait for process 0's validation
                 if (
                     end
                     or (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0)
-                    or 0 < cfg.checkpoint_seconds <= time.monotonic() - last_save
+                    or ctl.checkpoint
                 ):
                     save()
+                if not end and (due or ctl.checkpoint):  # time went by: look again
+                    ctl = control(stop)
             if count:  # stopped by the time budget inside a log window
                 log_window(lr)
             if saved_at != step:
                 save()
+    except RuntimeError as e:
+        if coord.world > 1 and lost_contact(e):
+            raise coord.lost(e) from e
+        raise
     finally:
         reporter.stop()
-        logfile.close()
+        if logfile is not None:
+            logfile.close()
         if cuda:
             (
                 torch.backends.cuda.matmul.allow_tf32,

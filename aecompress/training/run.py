@@ -31,6 +31,7 @@ from ..modelcard import write_model_card
 from ..validate import ValidationResult, frozen_copy, load_valid_images, validate_checkpoint
 from ..validate import validate_model as _validate_model
 from .data import DataSource, ImageSet, load_dataset, read_training_image
+from .distributed import Coordinator, launched, start
 from .loop import TrainResult, append_log, build_model, timestamp, train
 from .options import RunPlan, TrainOptions, TrainUsageError, plan_run
 from .progress import Reporter, Silent
@@ -140,8 +141,12 @@ def run_training(
     warn: Callable[[str], None] = print,
     note: Callable[[str], None] = print,
     detail: Callable[[str], None] = lambda text: None,
-) -> RunReport:
+) -> RunReport | None:
     """The `aecompress train` command as a plain function.
+
+    Under torchrun each process calls it (training/distributed.py): every one trains on its
+    part of each batch, process 0 alone reports, validates and exports, and the others return
+    None once training ends. A failure names the process it happened on.
 
     Progress (training, and the stages of each export) goes to `reporter`; warnings to `warn`;
     what the run does to `note`; finer points (where the data were found, each exported
@@ -153,12 +158,52 @@ def run_training(
     """
     started = opts.started if opts.started is not None else time.monotonic()
     reporter = reporter if reporter is not None else Silent()
-    plan = plan_run(opts, given, note)
     training = opts.export_from is None
-    device = resolve_device(opts.device)
-    inputs = _load_inputs(opts, plan, device, warn, note, detail)
-    plan.out.mkdir(parents=True, exist_ok=True)
-    run_info = _run_info(opts, plan, device)
+    if not training and launched() is not None:
+        raise TrainUsageError("--export-from runs in one process: start it without torchrun")
+    coord, device = start(resolve_device(opts.device)) if training else (Coordinator(), None)
+    try:
+        if not coord.is_main:  # process 0 speaks for the run
+            reporter, warn, note, detail = Silent(), _quiet, _quiet, _quiet
+        return _run(opts, given, started, coord, device, reporter, warn, note, detail)
+    except AecError as e:
+        if coord.world > 1:
+            raise type(e)(f"{coord.label()}: {e}") from e
+        raise
+    finally:
+        coord.close()
+
+
+def _quiet(text: str) -> None:
+    """What the processes other than process 0 do with their notes and warnings."""
+
+
+def _run(
+    opts: TrainOptions,
+    given: set[str],
+    started: float,
+    coord: Coordinator,
+    device: torch.device | None,
+    reporter: Reporter,
+    warn: Callable[[str], None],
+    note: Callable[[str], None],
+    detail: Callable[[str], None],
+) -> RunReport | None:
+    """run_training once this process has joined the others (if any)."""
+    training = opts.export_from is None
+    with coord.together("checking the options"):
+        plan = plan_run(opts, given, note)
+        if plan.cfg.batch_size % coord.world:
+            raise TrainUsageError(
+                f"--batch-size {plan.cfg.batch_size} is the batch of all {coord.world} "
+                f"processes together: give a multiple of {coord.world}"
+            )
+        device = device if device is not None else resolve_device(opts.device)
+    with coord.together("loading the data"):
+        inputs = _load_inputs(opts, plan, device, warn, note, detail, coord.is_main)
+    if coord.is_main:
+        plan.out.mkdir(parents=True, exist_ok=True)
+    run_info = _run_info(opts, plan, device, coord.world)
     provenance = _provenance(opts, plan, device, run_info, inputs)
     export = _Exporter(
         inputs.calibration, opts.model_id, provenance, device, inputs.valid_images,
@@ -167,7 +212,10 @@ def run_training(
     budget = _Budget(started, opts.time_budget)
     if training:
         result, budget = _train_session(opts, plan, device, inputs, run_info, export, budget,
-                                        reporter, note)  # fmt: skip
+                                        reporter, note, coord)  # fmt: skip
+        coord.close()  # the export is process 0's alone
+        if not coord.is_main:
+            return None
     else:
         result = _result_from_state(plan.state)
     provenance["steps"] = str(result.step)
@@ -195,9 +243,10 @@ def _load_inputs(
     warn: Callable[[str], None],
     note: Callable[[str], None],
     detail: Callable[[str], None],
+    validating: bool = True,
 ) -> _Inputs:
-    """The training images (or, when only exporting, the few that calibrate the export) and
-    the validation images."""
+    """The training images (or, when only exporting, the few that calibrate the export) and,
+    when `validating` (process 0 of a run), the validation images."""
     if opts.export_from is None:
         note(f"training on {describe(device)}: {_precision(device, opts.bf16)}")
         if opts.bf16 and device.type != "cuda":
@@ -217,7 +266,7 @@ def _load_inputs(
             f"calibrating on {len(calibration)} images of {', '.join(map(str, plan.data_roots))}"
         )
     valid_images, valid_sources = [], []
-    for root in opts.valid:
+    for root in opts.valid if validating else []:
         found = load_valid_images([root], warn)
         detail(f"validation data {Path(root).resolve()}: {len(found)} images")
         valid_images += found
@@ -246,9 +295,9 @@ def _calibration_images(
     return images
 
 
-def _run_info(opts: TrainOptions, plan: RunPlan, device: torch.device) -> dict:
+def _run_info(opts: TrainOptions, plan: RunPlan, device: torch.device, processes: int) -> dict:
     """What state.pt keeps for the provenance of later sessions: the weights the run started
-    from and every training session (its command, first step and device)."""
+    from and every training session (its command, first step, device and processes)."""
     run_info = dict(plan.state.run_info) if plan.state is not None else {}
     if plan.init_desc:
         run_info["init"] = plan.init_desc
@@ -256,6 +305,7 @@ def _run_info(opts: TrainOptions, plan: RunPlan, device: torch.device) -> dict:
         session = {"command": opts.command or "aecompress train"}
         session["from_step"] = plan.state.step if plan.state is not None else 0
         session["device"] = describe(device)
+        session["processes"] = processes
         run_info["sessions"] = [*run_info.get("sessions", []), session]
     return run_info
 
@@ -275,6 +325,7 @@ def _provenance(
         "data": json.dumps(recorded),
         "images": str(sum(d.get("images", 0) for d in recorded)),
         "device": sessions[-1].get("device", describe(device)),
+        "processes": str(sessions[-1].get("processes", 1)),
         "precision": _precision(device, opts.bf16),
         "torch": str(torch.__version__),
         "aecompress": __version__,
@@ -302,14 +353,15 @@ def _train_session(
     budget: _Budget,
     reporter: Reporter,
     note: Callable[[str], None],
+    coord: Coordinator,
 ) -> tuple[TrainResult, _Budget]:
     """Train (on from the resumed state, if any) until the steps, the training time or the
-    budget's deadline; returns what the loop trained and the budget as planned."""
+    budget's deadline; returns what the loop trained and the budget as planned. Process 0
+    alone writes the log and plans the budget (the others wait) and validates."""
     out, cfg, state = plan.out, plan.cfg, plan.state
-    start = f"resume at step {state.step}" if state is not None else "start"
-    append_log(out, f"{start}: {opts.command or 'aecompress train'}")
-    append_log(out, f"device {describe(device)}; {_precision(device, opts.bf16)}")
-    if budget.seconds > 0:
+    if coord.is_main:
+        _log_start(opts, plan, device, coord, note)
+    if budget.seconds > 0 and coord.is_main:
         budget = _plan_budget(opts, plan, export, budget, bool(inputs.valid_images), reporter)
         train_s = budget.deadline - time.monotonic()
         note(
@@ -320,6 +372,8 @@ def _train_session(
         append_log(
             out, f"time budget {budget.seconds:.1f} s; training until {train_s:.1f} s from now"
         )
+    if budget.seconds > 0:
+        coord.wait()  # for process 0's trial export
     validator = None
     if inputs.valid_images:
         calibration = inputs.calibration[:VALID_CALIBRATION_IMAGES]
@@ -336,8 +390,30 @@ def _train_session(
         data, out, plan.model_config, cfg, resume=state, device=device, bf16=opts.bf16,
         init_weights=plan.init_weights, validator=validator, reporter=reporter,
         data_sources=inputs.sources, run_info=run_info, deadline=budget.deadline,
+        coordinator=coord,
     )  # fmt: skip
     return result, budget
+
+
+def _log_start(
+    opts: TrainOptions,
+    plan: RunPlan,
+    device: torch.device,
+    coord: Coordinator,
+    note: Callable[[str], None],
+) -> None:
+    """The first lines of a session in train.log (and, for several processes, on screen)."""
+    state, cfg = plan.state, plan.cfg
+    start = f"resume at step {state.step}" if state is not None else "start"
+    append_log(plan.out, f"{start}: {opts.command or 'aecompress train'}")
+    append_log(plan.out, f"device {describe(device)}; {_precision(device, opts.bf16)}")
+    if coord.world > 1:
+        line = (
+            f"{coord.world} processes (torchrun), one device each: {cfg.batch_size} crops per "
+            f"step in all, {cfg.batch_size // coord.world} per process"
+        )
+        append_log(plan.out, line)
+        note(line)
 
 
 def _plan_budget(
