@@ -76,7 +76,14 @@ def train(
         ),
     ] = _TRAIN.steps,
     batch_size: Annotated[
-        int, typer.Option(min=1, metavar="N", help="Random crops per step.")
+        int,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Random crops per step, in all: under torchrun each process trains on an "
+            "equal share (a multiple of the processes), so any number of them trains the same "
+            "model.",
+        ),
     ] = _TRAIN.batch_size,
     patch_size: Annotated[
         int, typer.Option(min=64, metavar="PIXELS", help="Crop side in pixels, a multiple of 64.")
@@ -202,7 +209,8 @@ def train(
     """Train a model on your own images, then export it for --model.
 
     Trains on CUDA when present, and writes a checkpoint usable with --model and its model
-    card to --out. Ctrl-C saves the state; --resume continues the run.
+    card to --out. Ctrl-C saves the state; --resume continues the run. On several GPUs or
+    machines: torchrun --nproc-per-node 8 -m aecompress train ... (one process per GPU).
     """
     import shlex
     import sys

@@ -361,19 +361,10 @@ def _train_session(
     out, cfg, state = plan.out, plan.cfg, plan.state
     if coord.is_main:
         _log_start(opts, plan, device, coord, note)
-    if budget.seconds > 0 and coord.is_main:
-        budget = _plan_budget(opts, plan, export, budget, bool(inputs.valid_images), reporter)
-        train_s = budget.deadline - time.monotonic()
-        note(
-            f"time budget {format_duration(budget.seconds)}: {format_duration(train_s)} of "
-            f"training, {format_duration(budget.started + budget.seconds - budget.deadline)} "
-            f"kept for the export ({budget.per_export:.1f} s per exported candidate, measured)"
-        )
-        append_log(
-            out, f"time budget {budget.seconds:.1f} s; training until {train_s:.1f} s from now"
-        )
     if budget.seconds > 0:
-        coord.wait()  # for process 0's trial export
+        with coord.together("planning the time budget"):  # process 0 exports once, the others wait
+            if coord.is_main:
+                budget = _start_budget(opts, plan, export, budget, inputs, reporter, note)
     validator = None
     if inputs.valid_images:
         calibration = inputs.calibration[:VALID_CALIBRATION_IMAGES]
@@ -393,6 +384,28 @@ def _train_session(
         coordinator=coord,
     )  # fmt: skip
     return result, budget
+
+
+def _start_budget(
+    opts: TrainOptions,
+    plan: RunPlan,
+    export: _Exporter,
+    budget: _Budget,
+    inputs: _Inputs,
+    reporter: Reporter,
+    note: Callable[[str], None],
+) -> _Budget:
+    """Plan the budget (a trial export) and say what it leaves for training."""
+    out = plan.out
+    budget = _plan_budget(opts, plan, export, budget, bool(inputs.valid_images), reporter)
+    train_s = budget.deadline - time.monotonic()
+    note(
+        f"time budget {format_duration(budget.seconds)}: {format_duration(train_s)} of "
+        f"training, {format_duration(budget.started + budget.seconds - budget.deadline)} "
+        f"kept for the export ({budget.per_export:.1f} s per exported candidate, measured)"
+    )
+    append_log(out, f"time budget {budget.seconds:.1f} s; training until {train_s:.1f} s from now")
+    return budget
 
 
 def _log_start(
