@@ -183,6 +183,7 @@ class CropNoise:
     def __init__(self, device: torch.device | str):
         self.device = torch.device(device)
         self._gens: list[torch.Generator] = []
+        self._crops = 0  # how many crops the last reseed started
 
     def reseed(self, seed: int, step: int, rows: slice) -> None:
         """Start the streams of the crops `rows` of step `step`'s global batch."""
@@ -190,10 +191,11 @@ class CropNoise:
             self._gens.append(torch.Generator(device=self.device))
         for gen, index in zip(self._gens, range(rows.start, rows.stop), strict=False):
             gen.manual_seed(_crop_seed(seed, step, index))
+        self._crops = rows.stop - rows.start
 
     def __call__(self, like: torch.Tensor) -> torch.Tensor:
-        if like.shape[0] > len(self._gens):
-            raise ValueError(f"noise for {like.shape[0]} crops, reseeded for {len(self._gens)}")
+        if like.shape[0] != self._crops:
+            raise ValueError(f"noise for {like.shape[0]} crops, reseeded for {self._crops}")
         noise = torch.empty_like(like)
         for row, gen in zip(noise, self._gens, strict=False):
             row.uniform_(-0.5, 0.5, generator=gen)
