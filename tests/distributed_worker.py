@@ -4,7 +4,8 @@ things only a test needs:
 - after every optimizer step, a SHA-256 of all the weights goes to
   $AEC_TEST_DIGESTS/rank-$RANK.json (written at exit), so the test can compare the processes'
   weights step by step;
-- with $AEC_TEST_FAIL=RANK:STEP, that process fails with an AecError when it reaches that step.
+- with $AEC_TEST_FAIL=RANK:STEP, that process fails with an AecError when it reaches that step
+  (STEP "load": while it loads the training images).
 
 Run as: torchrun --nproc-per-node 2 tests/distributed_worker.py train DATA --out DIR ...
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import aecompress.training.loop as loop_module
+import aecompress.training.run as run_module
 from aecompress.cli import app
 from aecompress.errors import AecError
 
@@ -45,14 +47,25 @@ atexit.register(write_digests)
 
 fail = os.environ.get("AEC_TEST_FAIL")
 if fail:
-    rank, step = (int(v) for v in fail.split(":"))
-    original = loop_module.training_batch
+    rank, step = fail.split(":")
+    failing = int(os.environ["RANK"]) == int(rank)
+    if step == "load":
+        original_load = run_module.load_dataset
 
-    def failing_batch(data, cfg, levels, at, gen, *rest):
-        if at == step and int(os.environ["RANK"]) == rank:
-            raise AecError("injected failure")
-        return original(data, cfg, levels, at, gen, *rest)
+        def failing_load(*args, **kwargs):
+            if failing:
+                raise AecError("injected failure while loading")
+            return original_load(*args, **kwargs)
 
-    loop_module.training_batch = failing_batch
+        run_module.load_dataset = failing_load
+    else:
+        original = loop_module.training_batch
+
+        def failing_batch(data, cfg, levels, at, gen, *rest):
+            if at == int(step) and failing:
+                raise AecError("injected failure")
+            return original(data, cfg, levels, at, gen, *rest)
+
+        loop_module.training_batch = failing_batch
 
 sys.exit(app(prog_name="aecompress"))

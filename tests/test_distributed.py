@@ -2,7 +2,8 @@
 code path of a multi-machine run. The processes' weights agree after every step, process 0
 alone logs and exports a model that encodes and decodes, two processes with a batch of 2b
 train the model one process trains with 2b, a failing process brings the run down with one line
-each, and Ctrl-C on the launcher leaves a state that resumes exactly."""
+each (a usage error every process has: one line in all), and Ctrl-C on the launcher leaves a
+state that resumes exactly."""
 
 from __future__ import annotations
 
@@ -139,6 +140,33 @@ def test_a_failing_process_stops_the_run_with_one_line_each(tmp_path, data):
     lost = [line for line in ours if line.startswith("error: process 0 of 2: lost the other")]
     assert len(ours) == 2 and len(lost) == 1, err
     assert "[rank" not in err  # no traceback from a training process
+
+
+@needs_gloo
+def test_a_process_that_fails_to_load_stops_the_others_with_one_line_each(tmp_path, data):
+    proc = torchrun(data, "--out", tmp_path / "run", "--steps", 2, *ARGS,
+                    env={"AEC_TEST_FAIL": "1:load"})  # fmt: skip
+    code, out, err = finish(proc)
+    assert code != 0
+    ours = [line for line in err.splitlines() if line.startswith("error:")]
+    assert sorted(ours) == [
+        "error: process 0 of 2: stopped, as 1 other process(es) failed while loading the data "
+        "(their own messages say why)",
+        "error: process 1 of 2: injected failure while loading",
+    ], err
+
+
+@needs_gloo
+def test_a_usage_error_of_every_process_is_said_once(tmp_path, data):
+    proc = torchrun(data, "--out", tmp_path / "run", "--steps", 2, *ARGS, "--batch-size", 3)
+    code, out, err = finish(proc)
+    assert code != 0
+    ours = [line for line in err.splitlines() if line.startswith("error:")]
+    assert ours == [
+        "error: process 0 of 2: --batch-size 3 is the batch of all 2 processes together: give "
+        "a multiple of 2"
+    ], err
+    assert not (tmp_path / "run").exists()
 
 
 @needs_gloo

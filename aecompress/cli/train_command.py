@@ -220,6 +220,7 @@ def train(
         set_verbosity(quiet, verbose)
         budget, check, valid_at = _times(time_budget, checkpoint_every, valid_every)
 
+    from ..training.distributed import Repeated
     from ..training.options import TrainOptions
     from ..training.run import run_training
     from .train_progress import ConsoleReporter
@@ -277,6 +278,8 @@ def train(
             if _follower():  # process 0 says where the run stopped; the others leave quietly
                 raise typer.Exit(130) from None
             raise
+        except Repeated as e:  # every process failed alike: process 0 says why
+            raise typer.Exit(2 if isinstance(e.error, UsageError) else 1) from None
     if not quiet and report is not None:  # --quiet: errors only, the exit code says the rest
         _print_report(report)
 

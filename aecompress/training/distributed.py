@@ -55,6 +55,16 @@ def _gist(e: BaseException) -> str:
     return text.split(". ")[0].rstrip(".") or type(e).__name__
 
 
+class Repeated(AecError):
+    """The failure of a process other than process 0 when every process failed in the same
+    phase (the same usage error, most often): process 0 reports it, the others leave quietly
+    with its exit status."""
+
+    def __init__(self, error: AecError):
+        super().__init__(str(error))
+        self.error = error
+
+
 @dataclass(frozen=True)
 class Control:
     """What process 0 decides for every process after a step (or before the first)."""
@@ -190,11 +200,10 @@ class ProcessGroup(Coordinator):
         points to it."""
         try:
             yield
-        except BaseException:
-            try:
-                self._flag(1.0)
-            except AecError:
-                pass  # the others are gone already
+        except BaseException as e:
+            failed = self._flag_failure()
+            if failed == self.world and not self.is_main and isinstance(e, AecError):
+                raise Repeated(e) from e
             raise
         failed = self._flag(0.0)
         if failed:
@@ -202,6 +211,13 @@ class ProcessGroup(Coordinator):
                 f"stopped, as {failed:g} other process(es) failed while {what} (their own "
                 "messages say why)"
             )
+
+    def _flag_failure(self) -> float:
+        """Tell the others that this process failed; how many did (0 if they are gone)."""
+        try:
+            return self._flag(1.0)
+        except AecError:
+            return 0.0
 
     def _flag(self, value: float) -> float:
         t = torch.tensor([value], dtype=torch.float64)

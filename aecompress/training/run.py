@@ -31,7 +31,7 @@ from ..modelcard import write_model_card
 from ..validate import ValidationResult, frozen_copy, load_valid_images, validate_checkpoint
 from ..validate import validate_model as _validate_model
 from .data import DataSource, ImageSet, load_dataset, read_training_image
-from .distributed import Coordinator, launched, start
+from .distributed import Coordinator, Repeated, launched, start
 from .loop import TrainResult, append_log, build_model, timestamp, train
 from .options import RunPlan, TrainOptions, TrainUsageError, plan_run
 from .progress import Reporter, Silent
@@ -166,6 +166,8 @@ def run_training(
         if not coord.is_main:  # process 0 speaks for the run
             reporter, warn, note, detail = Silent(), _quiet, _quiet, _quiet
         return _run(opts, given, started, coord, device, reporter, warn, note, detail)
+    except Repeated:
+        raise
     except AecError as e:
         if coord.world > 1:
             raise type(e)(f"{coord.label()}: {e}") from e
