@@ -41,7 +41,7 @@ def test_help_names_every_value_and_shows_defaults():
     for option, metavar in metavars.items():
         assert f"{option} {metavar} " in flat, option
     assert "Random crops per step, in all: under torchrun each process trains on" in flat
-    assert "any number of them trains the same model. [default: 8;" in flat
+    assert "the run is the same, to float rounding, whatever their number. [default: 8;" in flat
     assert "[default: 20000;" in flat and "[default: 5m]" in flat and "[default: 2m]" in flat
     assert "--quiet Print nothing but errors" in flat and "-v, --verbose Also print" in flat
 

@@ -81,8 +81,8 @@ def train(
             min=1,
             metavar="N",
             help="Random crops per step, in all: under torchrun each process trains on an "
-            "equal share (a multiple of the processes), so any number of them trains the same "
-            "model.",
+            "equal share (a multiple of the processes), so the run is the same, to float "
+            "rounding, whatever their number.",
         ),
     ] = _TRAIN.batch_size,
     patch_size: Annotated[
