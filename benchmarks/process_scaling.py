@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -29,6 +28,8 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from aecompress.bench.machine import machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = re.compile(r" step (\d+)(?:/\d+)? .* ([0-9.]+) it/s  ([0-9.]+) MP/s")
@@ -88,16 +89,6 @@ def run_arm(
     )  # fmt: skip
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", type=Path, help="training images (a folder)")
@@ -136,7 +127,8 @@ def main() -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
-    machine = f"{cpu_name()}, {os.cpu_count()} cores"
+    info = machine_info()
+    machine = f"{info.processor}, {info.cpu_count} cores"
     setup = (
         f"{len(files)} images of {args.data.name}, "
         f"batch {args.batch_size} in all, {args.patch_size}² crops, {args.steps} steps, "

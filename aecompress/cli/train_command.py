@@ -220,7 +220,7 @@ def train(
         set_verbosity(quiet, verbose)
         budget, check, valid_at = _times(time_budget, checkpoint_every, valid_every)
 
-    from ..training.distributed import Repeated
+    from ..training.distributed import Repeated, launched
     from ..training.options import TrainOptions
     from ..training.run import run_training
     from .train_progress import ConsoleReporter
@@ -275,20 +275,14 @@ def train(
                 detail=detail,
             )
         except KeyboardInterrupt:
-            if _follower():  # process 0 says where the run stopped; the others leave quietly
+            process = launched()  # (rank, world, local rank) under torchrun
+            if process is not None and process[0] != 0:  # process 0 says where it stopped
                 raise typer.Exit(130) from None
             raise
         except Repeated as e:  # every process failed alike: process 0 says why
             raise typer.Exit(2 if isinstance(e.error, UsageError) else 1) from None
     if not quiet and report is not None:  # --quiet: errors only, the exit code says the rest
         _print_report(report)
-
-
-def _follower() -> bool:
-    """Whether this is a process other than process 0 of a run started by torchrun."""
-    import os
-
-    return os.environ.get("RANK", "0") != "0" and os.environ.get("WORLD_SIZE", "1") != "1"
 
 
 def _print_report(report) -> None:
