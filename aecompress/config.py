@@ -16,11 +16,19 @@ GAIN_SPREAD = 1.5
 VALID_QUALITIES = (1.0, 25.0, 50.0, 75.0, 100.0)
 
 
-def _default_lambdas() -> tuple[float, ...]:
-    # Rate–distortion trade-offs (loss = lambda * 255² * MSE + bpp), log-spaced so that the
-    # quality knob moves through bpp in roughly even ratios, ~0.1 to ~2 bpp on photos.
-    lo, hi, k = 0.0016, 0.3, 8
+def log_spaced_lambdas(lo: float, hi: float, k: int) -> tuple[float, ...]:
+    """k rate–distortion trade-offs from lo to hi, log-spaced so that the quality knob moves
+    through bpp in roughly even ratios."""
+    if k < 2 or not 0 < lo < hi:
+        raise ValueError(
+            f"need 2 or more levels and 0 < lambda-min < lambda-max, got {k}, {lo}, {hi}"
+        )
     return tuple(round(lo * (hi / lo) ** (i / (k - 1)), 6) for i in range(k))
+
+
+def _default_lambdas() -> tuple[float, ...]:
+    # Rate–distortion trade-offs (loss = lambda * 255² * MSE + bpp), ~0.1 to ~2 bpp on photos.
+    return log_spaced_lambdas(0.0016, 0.3, 8)
 
 
 @dataclass(frozen=True)
@@ -83,7 +91,13 @@ class TrainConfig:
     valid_seconds: float = 300.0
     train_seconds: float = 0.0  # > 0: stop after this much training time; schedule over time
     level_norm: bool = True  # divide each crop's loss by its level's running mean λ·255²·MSE
+    # ... raised to this power: 1 equalises the levels' pull on the shared transforms, 0 is the
+    # raw loss (the top levels' distortion dominates), in between leans towards the top.
+    level_norm_power: float = 1.0
     stratified: bool = True  # one trade-off position in each 1/B of the range per batch
+    # Positions are (K-1)·u^power for u uniform (or stratified) in [0, 1): 1 spreads the crops
+    # evenly over the levels, below 1 puts more of them at the high-quality end.
+    position_power: float = 1.0
     dihedral: bool = True  # all eight flips / rotations of the crops, not only two flips
     gain_lr_scale: float = 10.0  # learning rate of the gain vectors relative to lr
     gain_spread: float = GAIN_SPREAD
@@ -108,7 +122,8 @@ class TrainConfig:
 # The recipe of the first shipped model (aec-hp-n64-cpu-2026.11), kept for comparisons.
 RECIPE_FIELDS = (
     "patch_size", "grad_clip", "clip_factor", "level_norm", "stratified", "dihedral",
-    "gain_lr_scale", "gain_spread", "ema_decay", "gdn_cross_channel",
+    "gain_lr_scale", "gain_spread", "ema_decay", "gdn_cross_channel", "level_norm_power",
+    "position_power",
 )  # fmt: skip
 RECIPE_2026_11 = TrainConfig(
     steps=9000, patch_size=128, grad_clip=1.0, clip_factor=0.0, level_norm=False,

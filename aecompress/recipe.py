@@ -30,12 +30,18 @@ from .model import interpolate_levels
 
 
 def stratified_positions(
-    batch: int, levels: int, gen: torch.Generator, device: torch.device | str
+    batch: int, levels: int, gen: torch.Generator, device: torch.device | str, power: float = 1.0
 ) -> torch.Tensor:
     """B trade-off positions in [0, levels-1], one in each of B equal slices of the range, so
-    every batch spans all quality levels (a uniform draw of 8 often leaves an end empty)."""
+    every batch spans all quality levels (a uniform draw of 8 often leaves an end empty).
+    power < 1 maps the slices through u^power, crowding them towards the top levels."""
     u = torch.rand(batch, generator=gen, device=device)
-    return (torch.arange(batch, device=device) + u) / batch * (levels - 1)
+    return skew_positions((torch.arange(batch, device=device) + u) / batch, power) * (levels - 1)
+
+
+def skew_positions(u: torch.Tensor, power: float) -> torch.Tensor:
+    """u in [0, 1) → u^power (the identity at power 1, bit for bit)."""
+    return u if power == 1.0 else u.pow(power)
 
 
 class LevelNormaliser:
@@ -77,12 +83,15 @@ class LevelNormaliser:
         rate = torch.where(self.means > 0, rate, (total > 0).float())  # first sight: take it
         self.means += rate * (observed - self.means)
 
-    def scale(self, position: torch.Tensor) -> torch.Tensor:
-        """B divisors (no gradient): the running mean at each position."""
+    def scale(self, position: torch.Tensor, power: float = 1.0) -> torch.Tensor:
+        """B divisors (no gradient): the running mean at each position, to `power` (1: each
+        level pulls alike; 0.5: a level with 45× the distortion term pulls 6.7× as hard)."""
         seen = self.means > 0
         fallback = torch.where(seen, self.means, torch.ones_like(self.means)).max()
         means = torch.where(seen, self.means, fallback)
         log_means = torch.log(means).unsqueeze(1)  # K×1
+        if power != 1.0:
+            log_means = log_means * power
         return torch.exp(interpolate_levels(log_means, position)).squeeze(1).detach()
 
     def state_dict(self) -> dict:

@@ -254,3 +254,34 @@ def test_old_states_keep_the_recipe_they_were_trained_with():
     assert not cfg.level_norm and not cfg.gdn_cross_channel and cfg.ema_decay == 0
     assert cfg.gain_spread == RECIPE_2026_11.gain_spread == 1.2
     assert TrainConfig.from_dict(vars(TrainConfig())) == TrainConfig()
+
+
+def test_the_normaliser_power_leans_the_weight_towards_the_top_levels():
+    norm = LevelNormaliser(3, "cpu")
+    norm.update(torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, 9.0, 100.0]))
+    pos = torch.tensor([0.0, 1.0, 2.0, 1.5])
+    full = norm.scale(pos)
+    assert torch.equal(norm.scale(pos, 1.0), full)
+    assert torch.allclose(norm.scale(pos, 0.5), full.sqrt())
+    assert torch.allclose(norm.scale(pos, 0.0), torch.ones(4))  # the raw loss
+
+
+def test_rd_loss_at_normaliser_power_0_is_the_raw_loss():
+    torch.manual_seed(0)
+    model = HyperpriorModel(ModelConfig(N=8, M=8, Nh=8, lambdas=(0.01, 0.1)))
+    x = torch.rand(2, 3, 64, 64)
+    pos = torch.tensor([0.0, 1.0])
+    results = []
+    for normaliser in (None, LevelNormaliser(2, "cpu")):
+        torch.manual_seed(1)  # the same rate noise
+        results.append(rd_loss(model, x, pos, normaliser=normaliser, norm_power=0.0)[0])
+    assert torch.allclose(*results)
+
+
+def test_position_power_crowds_the_slices_towards_the_top():
+    gen = torch.Generator().manual_seed(0)
+    plain = stratified_positions(8, 8, gen.manual_seed(3), "cpu")
+    assert torch.equal(stratified_positions(8, 8, gen.manual_seed(3), "cpu", 1.0), plain)
+    skewed = stratified_positions(8, 8, gen.manual_seed(3), "cpu", 0.5)
+    assert torch.allclose(skewed, (plain / 7).sqrt() * 7)
+    assert int((skewed > 3.5).sum()) == 6  # 3/4 of the crops in the upper half

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .. import STARTED
-from ..config import ModelConfig, TrainConfig
+from ..config import ModelConfig, TrainConfig, log_spaced_lambdas
 from ..durations import Interval, parse_duration, parse_interval
 from ..errors import UsageError
 from .common import DeviceOpt, QuietOpt, detail, err, guard, note, out, set_verbosity, warn
@@ -121,6 +121,48 @@ def train(
         int,
         typer.Option("--Nh", min=1, metavar="CHANNELS", help="Channels of the hyperprior and z."),
     ] = _MODEL.Nh,
+    lambda_min: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            metavar="LAMBDA",
+            help="Trade-off of quality 1 (loss = lambda·255²·MSE + bpp); with --init, the "
+            "model's quality range is moved to the new one (its gain vectors re-drawn).",
+        ),
+    ] = _MODEL.lambdas[0],
+    lambda_max: Annotated[
+        float,
+        typer.Option(min=0.0, metavar="LAMBDA", help="Trade-off of quality 100."),
+    ] = _MODEL.lambdas[-1],
+    levels: Annotated[
+        int,
+        typer.Option(
+            min=2,
+            metavar="K",
+            help="Trade-off levels, log-spaced from --lambda-min to --lambda-max.",
+        ),
+    ] = _MODEL.levels,
+    level_norm_power: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            metavar="P",
+            help="Each crop's loss is divided by its level's running mean distortion term to "
+            "this power: 1 makes every level pull alike on the shared transforms, 0 is the raw "
+            "loss; in between leans towards the high-quality levels.",
+        ),
+    ] = _TRAIN.level_norm_power,
+    position_power: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            max=1.0,
+            metavar="P",
+            help="Trade-off positions are drawn as (K-1)·u^P: 1 spreads the crops evenly over "
+            "the levels, below 1 puts more of them at the high-quality end.",
+        ),
+    ] = _TRAIN.position_power,
     valid: Annotated[
         list[Path] | None,
         typer.Option(
@@ -248,7 +290,16 @@ def train(
         command = shlex.join(parts)
     # Option name -> the config fields it sets.
     fields = {"n": ["N"], "m": ["M"], "nh": ["Nh"], "valid_every": ["valid_every", "valid_seconds"],
-              "checkpoint_every": ["checkpoint_every", "checkpoint_seconds"]}  # fmt: skip
+              "checkpoint_every": ["checkpoint_every", "checkpoint_seconds"],
+              "lambda_min": ["lambdas"], "lambda_max": ["lambdas"],
+              "levels": ["lambdas"]}  # fmt: skip
+    with guard():
+        try:
+            lambdas = log_spaced_lambdas(lambda_min, lambda_max, levels)
+        except ValueError:
+            raise UsageError(
+                f"--lambda-min {lambda_min:g} must be above 0 and below --lambda-max {lambda_max:g}"
+            ) from None
     opts = TrainOptions(
         data=list(data or []),
         out_dir=out_dir,
@@ -256,9 +307,10 @@ def train(
             steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, lr_final=lr_final,
             anneal=anneal, warmup=warmup, seed=seed, checkpoint_every=check.steps,
             checkpoint_seconds=check.seconds, log_every=log_every, valid_every=valid_at.steps,
-            valid_seconds=valid_at.seconds,
+            valid_seconds=valid_at.seconds, level_norm_power=level_norm_power,
+            position_power=position_power,
         ),
-        model_config=ModelConfig(N=n, M=m, Nh=nh),
+        model_config=ModelConfig(N=n, M=m, Nh=nh, lambdas=lambdas),
         valid=list(valid or []), resume=resume, init=init, device=device, bf16=bf16,
         model_id=model_id, force=force, command=command, time_budget=budget,
         started=STARTED if main_command else time.monotonic(), export_from=export_from,

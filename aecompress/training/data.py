@@ -24,7 +24,7 @@ from ..config import TrainConfig
 from ..errors import AecError
 from ..imageio import load_image
 from ..imagesets import find_images
-from ..recipe import stratified_positions
+from ..recipe import skew_positions, stratified_positions
 from .distributed import BatchPart
 
 ALONE = BatchPart()  # the whole batch: a run in one process
@@ -222,9 +222,12 @@ def training_batch(
     gen.manual_seed(_step_seed(cfg.seed, step))
     x = data.crops(cfg.batch_size, cfg.patch_size, gen, cfg.dihedral, rows).float().div_(255)
     if cfg.stratified:
-        position = stratified_positions(cfg.batch_size, levels, gen, data.device)
+        position = stratified_positions(
+            cfg.batch_size, levels, gen, data.device, cfg.position_power
+        )
     else:
-        position = torch.rand(cfg.batch_size, generator=gen, device=data.device) * (levels - 1)
+        u = torch.rand(cfg.batch_size, generator=gen, device=data.device)
+        position = skew_positions(u, cfg.position_power) * (levels - 1)
     if noise is not None:
         noise.reseed(cfg.seed, step, rows)
     return x, position[rows]

@@ -61,12 +61,13 @@ def rd_loss(
     normaliser: LevelNormaliser | None = None,
     noise: Callable[[torch.Tensor], torch.Tensor] | None = None,
     reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    norm_power: float = 1.0,
 ):
     """Mean RD loss of the batch; also returns mean bpp and mean PSNR for logging.
 
     normaliser: divides each crop's loss by its level's running mean of the distortion term
-    (updated with this batch first), so every level moves the shared weights alike; the
-    returned bpp and PSNR are raw.
+    (updated with this batch first) to `norm_power`: at 1 every level moves the shared weights
+    alike, below 1 the top levels pull harder; the returned bpp and PSNR are raw.
 
     mixed: autocast dtype for the inner layers of g_a / g_s, None for plain float32.
     log_lambdas: K×1 log of the levels' lambdas, already on the device (model.lambdas builds
@@ -86,7 +87,7 @@ def rd_loss(
     per_crop = distortion + bpp
     if normaliser is not None:
         normaliser.update(position, distortion, reduce)
-        per_crop = per_crop / normaliser.scale(position)
+        per_crop = per_crop / normaliser.scale(position, norm_power)
     psnr = (10 * torch.log10(1 / mse.detach().clamp(min=1e-10))).mean()
     return per_crop.mean(), bpp.mean().detach(), psnr
 
@@ -414,8 +415,9 @@ def train(
                 )
                 x = x.contiguous(memory_format=memory_format)
                 loss, bpp, psnr = rd_loss(
-                    net, x, position, mixed, log_lambdas, normaliser, noise, reduce
-                )
+                    net, x, position, mixed, log_lambdas, normaliser, noise, reduce,
+                    cfg.level_norm_power,
+                )  # fmt: skip
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 clip(model.parameters())

@@ -15,6 +15,7 @@ import torch
 from ..config import MODEL_FIELDS, RESUME_FREE_FIELDS, RUN_FIELDS, TrainConfig
 from ..errors import AecError, UsageError
 from ..model import HyperpriorModel, ModelConfig
+from .relevel import relevel_weights, widen_latent
 from .state import MODEL_FILE, STATE_FILE, TrainingState, read_init, read_state
 
 
@@ -94,9 +95,29 @@ def plan_run(opts: TrainOptions, given: set[str], note: Callable[[str], None]) -
         note(f"resuming {opts.resume} at step {state.step}{total}")
     elif opts.init is not None:
         init_config, plan.init_weights, plan.init_desc = read_init(opts.init)
-        _conflicts(given, MODEL_FIELDS, model_config, init_config, "the --init model")
+        wider = "M" in given and model_config.M > init_config.M
+        fixed = [n for n in MODEL_FIELDS if not (wider and n == "M")]
+        _conflicts(given, fixed, model_config, init_config, "the --init model")
         plan.model_config = init_config
         note(f"starting from the weights of {plan.init_desc}")
+        if wider:
+            # More latent channels on trained transforms: the new ones start silent.
+            plan.model_config = replace(init_config, M=model_config.M)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(opts.config.seed)
+                fresh = HyperpriorModel(plan.model_config).state_dict()
+            plan.init_weights = widen_latent(plan.init_weights, fresh, init_config.M)
+            note(f"latent widened from M = {init_config.M} to {model_config.M}")
+        if "lambdas" in given and model_config.lambdas != init_config.lambdas:
+            # A new quality range on trained transforms: the gains are re-drawn for it.
+            plan.init_weights = relevel_weights(
+                plan.init_weights, init_config.lambdas, model_config.lambdas
+            )
+            plan.model_config = replace(plan.model_config, lambdas=model_config.lambdas)
+            note(
+                f"quality range of {_lambda_range(init_config)} moved to "
+                f"{_lambda_range(model_config)}: the gain vectors are re-drawn for it"
+            )
     no_limit = plan.cfg.steps <= 0 and opts.time_budget <= 0 and plan.cfg.train_seconds <= 0
     if opts.export_from is None and no_limit:
         raise TrainUsageError("--steps 0 means no step limit: give a --time-budget")
@@ -111,7 +132,9 @@ def _continue_run(
     note: Callable[[str], None],
 ) -> tuple[TrainConfig, ModelConfig]:
     """The configs of a resumed run: its own, with the RESUME_FREE_FIELDS the user gave."""
-    _conflicts(given, MODEL_FIELDS, model_config, state.model_config, "the resumed run")
+    _conflicts(
+        given, (*MODEL_FIELDS, "lambdas"), model_config, state.model_config, "the resumed run"
+    )
     _conflicts(given, RUN_FIELDS, cfg, state.train_config, "the resumed run")
     free = {k: getattr(cfg, k) for k in RESUME_FREE_FIELDS if k in given}
     saved = state.train_config
@@ -155,6 +178,10 @@ def _check_options(opts: TrainOptions, out: Path) -> None:
     for path in [*opts.data, *opts.valid]:
         if not Path(path).exists():
             raise AecError(f"{path}: no such file or directory")
+
+
+def _lambda_range(config: ModelConfig) -> str:
+    return f"λ {config.lambdas[0]:g}…{config.lambdas[-1]:g} ({config.levels} levels)"
 
 
 def _conflicts(given: set[str], names: Sequence[str], asked, stored, what: str) -> None:
