@@ -14,6 +14,7 @@ from .. import __version__
 from .bench_command import bench
 from .codec_commands import decode, encode, info, models
 from .common import PlainCommand, out
+from .lineage_command import lineage_app
 from .train_command import train
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 for command in (encode, decode, info, models, bench, train):
     app.command(cls=PlainCommand)(command)
+app.add_typer(lineage_app, name="lineage")
 
 
 def _version(value: bool) -> None:
