@@ -52,7 +52,8 @@ def test_index_lists_every_shipped_checkpoint_with_its_true_identity():
 def test_shipped_models_fit_the_size_budget():
     sizes = [p.stat().st_size for p in PRETRAINED.glob("*.pt")]
     assert sizes and max(sizes) <= 16 * 2**20
-    assert sum(p.stat().st_size for p in PRETRAINED.iterdir() if p.is_file()) <= 24 * 2**20
+    # 40 MiB in all, so that every model that has been the default can stay.
+    assert sum(p.stat().st_size for p in PRETRAINED.iterdir() if p.is_file()) <= 40 * 2**20
 
 
 def _write_index(folder: Path, raw: dict) -> None:

@@ -3,6 +3,7 @@ to and the hash of its entropy-decoded symbols. Run once when a model is added t
 
     python3 tests/golden/make_golden.py MODEL_ID
 
+(benchmarks/ship_model.py calls `write_golden` itself when it ships a model.)
 tests/test_golden.py then decodes every golden file with no flags, whatever the default model
 is, so that no shipped model can be replaced or removed without its files noticing.
 """
@@ -24,6 +25,7 @@ from conftest import photo_like  # noqa: E402
 from aecompress import container  # noqa: E402
 from aecompress.checkpoint import load_checkpoint  # noqa: E402
 from aecompress.codec import Codec  # noqa: E402
+from aecompress.errors import AecError  # noqa: E402
 from aecompress.imagefile import decode_image, encode_image  # noqa: E402
 from aecompress.imageio import SourceImage  # noqa: E402
 from aecompress.modes import ColourMode  # noqa: E402
@@ -41,23 +43,35 @@ def symbols_sha256(codec: Codec, data: bytes) -> str:
     return h.hexdigest()
 
 
-def main() -> None:
-    (model_id,) = sys.argv[1:]
-    (entry,) = [m for m in read_index().models if m.model_id == model_id]
+def write_golden(model_id: str, golden: Path = HERE, pretrained: Path | None = None) -> list[Path]:
+    """Write <golden>/<model_id>.aec, .png and .json for the model that the index in
+    `pretrained` (the package's shipped models when None) lists under `model_id`."""
+    index = read_index(pretrained)
+    entries = [m for m in index.models if m.model_id == model_id]
+    if not entries:
+        raise AecError(f"{model_id} is not listed in {index.folder / 'models.json'}")
+    (entry,) = entries
     codec = Codec(load_checkpoint(entry.path))
     image = SourceImage(rgb=photo_like(HEIGHT, WIDTH, SEED), mode=ColourMode.RGB)
     data = encode_image(codec, image, QUALITY).data
     decoded = decode_image(codec, data).rgb
-    (HERE / f"{model_id}.aec").write_bytes(data)
-    Image.fromarray(decoded).save(HERE / f"{model_id}.png")
+    paths = [Path(golden) / f"{model_id}{suffix}" for suffix in (".aec", ".png", ".json")]
+    paths[0].write_bytes(data)
+    Image.fromarray(decoded).save(paths[1])
     meta = {
         "model_id": model_id,
         "fingerprint": entry.fingerprint,
         "quality": QUALITY,
         "symbols_sha256": symbols_sha256(codec, data),
     }
-    (HERE / f"{model_id}.json").write_text(json.dumps(meta, indent=2) + "\n")
-    print(f"wrote {model_id}.aec ({len(data)} bytes), .png and .json in {HERE}")
+    paths[2].write_text(json.dumps(meta, indent=2) + "\n")
+    return paths
+
+
+def main() -> None:
+    (model_id,) = sys.argv[1:]
+    aec = write_golden(model_id)[0]
+    print(f"wrote {model_id}.aec ({aec.stat().st_size} bytes), .png and .json in {HERE}")
 
 
 if __name__ == "__main__":
