@@ -109,8 +109,16 @@ class RepoLayout:
         return [self.golden / f"{model_id}{s}" for s in GOLDEN_SUFFIXES]
 
     def recorded(self, path: Path | str) -> str:
-        """`path` as typed from the repository root: never a machine's absolute folders."""
-        return os.path.relpath(os.path.abspath(path), os.path.abspath(self.root))
+        """`path` as typed from the repository root: never a machine's absolute folders.
+        Beside the checkout (`../shared/...`): relative; in the user's home, such as the
+        lineage's folder in the cache: `~/...`."""
+        full = os.path.abspath(os.path.expanduser(path))
+        relative = os.path.relpath(full, os.path.abspath(self.root))
+        if relative.startswith(os.path.join(os.pardir, os.pardir)):
+            home = os.path.expanduser("~")
+            if full.startswith(home + os.sep):
+                return "~/" + os.path.relpath(full, home)
+        return relative
 
 
 @dataclass(frozen=True)

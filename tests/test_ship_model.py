@@ -452,3 +452,14 @@ def test_recorded_paths_are_relative_to_the_repository(tmp_path):
     layout = shipping.RepoLayout(tmp_path / "repo")
     assert layout.recorded(tmp_path / "shared" / "data" / "kodak") == "../shared/data/kodak"
     assert layout.recorded(tmp_path / "repo" / "runs" / "model.pt") == "runs/model.pt"
+
+
+def test_recorded_paths_name_no_machine_folders(tmp_path, monkeypatch):
+    """Beside the checkout: relative; a lineage model in the user's cache: under ~."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    layout = shipping.RepoLayout(tmp_path / "work" / "repo")
+    assert layout.recorded(tmp_path / "work" / "shared" / "kodak") == "../shared/kodak"
+    cached = tmp_path / "home" / ".cache" / "aecompress" / "lineage" / "sessions" / "0001"
+    assert layout.recorded(cached / "model.pt") == (
+        "~/.cache/aecompress/lineage/sessions/0001/model.pt"
+    )
