@@ -70,10 +70,12 @@ class Recipe:
     anneal: float = 0.25
     batch_size: int = 8
     patch_size: int = 128
+    M: int = 0  # latent channels; above the start model's, its first session widens it (0: keep)
 
     def train_args(self) -> list[str]:
+        latent = ["--M", str(self.M)] if self.M else []
         return [
-            "--lambda-min", f"{self.lambda_min:g}", "--lambda-max", f"{self.lambda_max:g}",
+            *latent, "--lambda-min", f"{self.lambda_min:g}", "--lambda-max", f"{self.lambda_max:g}",
             "--levels", str(self.levels), "--level-norm-power", f"{self.level_norm_power:g}",
             "--position-power", f"{self.position_power:g}", "--lr", f"{self.lr:g}",
             "--anneal", f"{self.anneal:g}", "--batch-size", str(self.batch_size),
