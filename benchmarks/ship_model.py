@@ -12,7 +12,7 @@ trained under another), pretrained/models.json, tests/golden/<model-id>.*, the s
 table and a section in pretrained/README.md, and the default-model paragraph of README.md.
 Older models are never removed. Exit status: 0 for a completed comparison, shipped or not;
 1 for an error (one line on stderr); 2 for a usage error.
-The work is in aecompress/shipping.py.
+The work is in aecompress/shipping/.
 """
 
 from __future__ import annotations

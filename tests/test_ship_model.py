@@ -1,4 +1,4 @@
-"""benchmarks/ship_model.py and aecompress/shipping.py: compare a candidate with the default,
+"""benchmarks/ship_model.py and aecompress/shipping/: compare a candidate with the default,
 decide, and ship it into a repository, here a temporary one.
 
 The fake repository's default is a shipped model whose synthesis is slightly off (a bias on its
@@ -310,7 +310,7 @@ def test_refusals_are_one_line_and_change_nothing(
     script, work, monkeypatch, capsys, candidate, model_id, limits, message
 ):
     for name, value in limits.items():
-        monkeypatch.setattr(shipping, name, value)
+        monkeypatch.setattr(shipping.candidate, name, value)  # where the refusals read them
     before = _snapshot(work)
     rc = _run(script, work, monkeypatch, *_args(candidate, model_id=model_id))
     captured = capsys.readouterr()
