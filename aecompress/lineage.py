@@ -231,9 +231,19 @@ def _write_lock(root: Path, pid: int, folder: Path) -> None:
     tmp.replace(root / LOCK_FILE)
 
 
-def _child_setup(niceness: int):
+def _child_setup(niceness: int, own_session: bool):
     def setup() -> None:
         os.nice(niceness)
+        if own_session:
+            # Linux groups the processes of a session for scheduling (autogroup), and a
+            # process's nice value only ranks it inside its group: a detached session would
+            # take a full share of the CPU from the terminal's work whatever its nice value.
+            # Its group gets the same niceness (no-op where there is no autogroup).
+            try:
+                with open("/proc/self/autogroup", "w") as f:
+                    f.write(str(niceness))
+            except OSError:
+                pass
 
     return setup
 
@@ -270,7 +280,7 @@ def launch(
         log.flush()
         child = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-            preexec_fn=_child_setup(niceness), start_new_session=background,
+            preexec_fn=_child_setup(niceness, background), start_new_session=background,
         )  # fmt: skip
     _write_lock(root, child.pid, plan.folder)
     if background:

@@ -140,11 +140,17 @@ def test_two_sessions_of_a_tiny_model(tmp_path, tiny_model_path):
     assert int(ident.provenance["steps"]) > 0
 
     second = _aecompress(
-        "lineage", "run", "--dir", str(root), "--time-budget", "20s", "--nice", "0", "--background"
+        "lineage", "run", "--dir", str(root), "--time-budget", "20s", "--nice", "1", "--background"
     )
     assert second.returncode == 0, second.stderr
     assert "session running as process" in second.stdout
     pid = int(second.stdout.split("process ")[1].split(";")[0])
+    # Nice'd, and so is its scheduling group where Linux groups a detached session's processes.
+    assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 1)
+    autogroup = Path(f"/proc/{pid}/autogroup")
+    if Path("/proc/sys/kernel/sched_autogroup_enabled").exists() and autogroup.exists():
+        if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1":
+            assert autogroup.read_text().split()[-1] == "1"
     deadline = time.monotonic() + 240
     while lineage._alive(pid) and time.monotonic() < deadline:  # a zombie counts as gone
         time.sleep(0.5)
