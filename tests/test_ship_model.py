@@ -463,3 +463,13 @@ def test_recorded_paths_name_no_machine_folders(tmp_path, monkeypatch):
     assert layout.recorded(cached / "model.pt") == (
         "~/.cache/aecompress/lineage/sessions/0001/model.pt"
     )
+
+
+def test_a_recorded_command_keeps_the_home_folder_expandable(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    layout = shipping.RepoLayout(tmp_path / "work" / "repo")
+    request = shipping.ShipRequest(
+        candidate=tmp_path / "home" / ".cache" / "m.pt", model_id="x",
+        kodak=tmp_path / "work" / "shared" / "kodak", valid=tmp_path / "work" / "shared" / "v",
+    )  # fmt: skip
+    assert request.command(layout).startswith("python3 benchmarks/ship_model.py ~/.cache/m.pt ")

@@ -101,4 +101,7 @@ class ShipRequest:
             parts.append("--lineage")
         if self.report is not None:
             parts += ["--report", layout.recorded(self.report)]
-        return shlex.join(parts)
+        # `~/...` stays unquoted so that a shell still expands it.
+        return " ".join(
+            "~/" + shlex.quote(p[2:]) if p.startswith("~/") else shlex.quote(p) for p in parts
+        )
