@@ -229,10 +229,28 @@ class Codec:
         """Encode from `analyse`'s output for an image of size (H, W): what a search over
         qualities repeats, with reconstruct=False while only file sizes matter."""
         centi = quality_to_centi(quality)
+        y = self.model.apply_gain(y_raw, centi / 100)  # 1×M×H/16×W/16, gained
+        return self.encode_latents(y, None, quality, size, reconstruct)
+
+    @torch.inference_mode()
+    def encode_latents(
+        self,
+        y: torch.Tensor,
+        z: torch.Tensor | None,
+        quality: float,
+        size: tuple[int, int],
+        reconstruct: bool = True,
+    ) -> EncodedLatents:
+        """Round and code gained latents y (1×M×h×w) and, if given, the side latent z
+        (1×Nh×h/4×w/4 float; None: h_a(y), as a plain encode does). Refined latents
+        (refine.py) come in here: the exact path after the rounding is the same for all."""
+        centi = quality_to_centi(quality)
         q = centi / 100
         self._report("coding", 0)
-        y = self.model.apply_gain(y_raw, q)  # 1×M×H/16×W/16, gained
-        z_hat = self.hyper_analyse(y)
+        if z is None:
+            z_hat = self.hyper_analyse(y)
+        else:
+            z_hat = torch.round(z).to("cpu", torch.int64)
         mu, indexes = self.prior_mean(z_hat), self.scale_indexes(z_hat)
         sym = self.residuals(y, mu)
         z_bytes, y_bytes = self.code_z(z_hat), self.code_y(sym, indexes)

@@ -81,14 +81,21 @@ def encode_image(
     quality: float,
     reconstruct: bool = True,
     analysed: torch.Tensor | None = None,
+    effort: int = 0,
 ) -> EncodedImage:
     """Code a loaded image into a whole .aec file at a quality from 1 to 100.
 
     reconstruct=False skips the synthesis transform (rgb is then None); `analysed` is
     `codec.analyse(image.rgb)` when the caller already has it (a search over qualities).
+    effort: 0 (the plain encoder) to effort.MAX_EFFORT (refines the latents for longer;
+    effort.py); above 0 the result always has its rgb.
     """
     h, w = image.rgb.shape[:2]
-    if analysed is None:
+    if effort:
+        from .effort import encode_with_effort
+
+        latents = encode_with_effort(codec, image.rgb, quality, effort, analysed).latents
+    elif analysed is None:
         latents = codec.encode(image.rgb, quality, reconstruct)
     else:
         latents = codec.encode_analysed(analysed, quality, (h, w), reconstruct)

@@ -65,6 +65,7 @@ class EncodeReport:
     model_id: str
     fingerprint: str
     warnings: list[str]
+    effort: int = 0  # 0: the plain encoder; higher: the latents were refined longer (effort.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -160,6 +161,7 @@ class PendingEncode:
     input_bytes: int
     encoded: EncodedImage  # .rgb: the pixels decode will return (None with metrics off)
     seconds: float  # coding, and the synthesis with metrics
+    effort: int = 0
 
 
 def encode_start(
@@ -171,6 +173,7 @@ def encode_start(
     protect: frozenset[tuple[int, int]] = frozenset(),
     goal: Target | None = None,
     metrics: bool = True,
+    effort: int = 0,
 ) -> PendingEncode:
     """The part of `encode_one` that uses torch: the checks, reading the image, coding it and
     (with `metrics`) the reconstruction the report is measured on. Nothing is written."""
@@ -178,11 +181,13 @@ def encode_start(
     image, input_bytes = _load_source_image(source)
     t0 = time.perf_counter()
     if goal is None:
-        encoded = encode_image(codec, image, quality, reconstruct=metrics)
+        encoded = encode_image(codec, image, quality, reconstruct=metrics, effort=effort)
     else:
-        encoded = encode_to_target(codec, image, goal, reconstruct=metrics).encoded
+        encoded = encode_to_target(codec, image, goal, metrics, effort).encoded
+    if not metrics:
+        encoded.rgb = None  # an effort above 0 reconstructs anyway: no metrics were asked for
     seconds = time.perf_counter() - t0
-    return PendingEncode(source, target, force, image, input_bytes, encoded, seconds)
+    return PendingEncode(source, target, force, image, input_bytes, encoded, seconds, effort)
 
 
 def encode_finish(job: PendingEncode) -> EncodeReport:
@@ -215,6 +220,7 @@ def encode_finish(job: PendingEncode) -> EncodeReport:
         psnr=quality_psnr,
         ms_ssim=quality_ms_ssim,
         seconds=job.seconds,
+        effort=job.effort,
         model_id=encoded.header.model_id,
         fingerprint=encoded.header.fingerprint.hex(),
         warnings=list(image.warnings),
@@ -230,6 +236,7 @@ def encode_one(
     protect: frozenset[tuple[int, int]] = frozenset(),
     goal: Target | None = None,
     metrics: bool = True,
+    effort: int = 0,
 ) -> EncodeReport:
     """Compress one image file to one .aec file; `protect`: input_ids() of the whole batch.
 
@@ -237,7 +244,7 @@ def encode_one(
     The report's PSNR and MS-SSIM are of what decode will return, measured after the file is
     written; metrics=False skips them and the synthesis they need (about as long as the
     coding itself: benchmarks/stage-profile.md)."""
-    job = encode_start(codec, source, target, quality, force, protect, goal, metrics)
+    job = encode_start(codec, source, target, quality, force, protect, goal, metrics, effort)
     _stage(codec, "metrics", 0)
     report = encode_finish(job)
     _stage(codec, "metrics", 1)

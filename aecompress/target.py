@@ -68,18 +68,115 @@ class TargetResult:
 
 
 def encode_to_target(
-    codec: Codec, image: SourceImage, target: Target, reconstruct: bool = True
+    codec: Codec, image: SourceImage, target: Target, reconstruct: bool = True, effort: int = 0
 ) -> TargetResult:
     """Largest quality whose file fits a size/bpp target, or smallest whose PSNR meets it.
 
     reconstruct=False leaves the result's rgb None (the last synthesis is skipped). With
     codec.progress set, g_a reports as usual, then the search ("search", trial, MAX_TRIALS)
-    once per trial."""
+    once per trial.
+
+    effort > 0: the plain encoder's search finds a quality first; then encodes at that effort
+    (effort.py), which may be smaller or larger than the plain ones at the same quality, are
+    searched from there (`_effort_search`). The file returned always meets the target."""
     report = codec.progress
     try:
-        return _search(codec, image, target, reconstruct)
+        try:
+            found = _search(codec, image, target, reconstruct)
+        except TargetError as e:
+            if not effort or not isinstance(e, _EndMissed):
+                raise
+            return _effort_search(codec, image, target, e.centi, effort, None, e)
+        if not effort:
+            return found
+        return _effort_search(codec, image, target, round(found.quality * 100), effort, found)
     finally:
         codec.progress = report
+
+
+class _EndMissed(TargetError):
+    """The plain encoder misses the target even at the best end of the range."""
+
+    def __init__(self, message: str, centi: int, y_raw):
+        super().__init__(message)
+        self.centi = centi
+        self.y_raw = y_raw
+
+
+# Steps of an effort search, in hundredths of quality: it gallops from the plain encoder's
+# quality by 1, 2, 4, ... and bisects down to a quarter of a quality step.
+_EFFORT_STEP, _EFFORT_RESOLUTION = 100, 25
+
+
+def _effort_search(
+    codec: Codec,
+    image: SourceImage,
+    target: Target,
+    start: int,
+    effort: int,
+    fallback: TargetResult | None,
+    missed: _EndMissed | None = None,
+) -> TargetResult:
+    """From the quality `start` (hundredths), the best quality whose encode at `effort` meets
+    the target: the largest for a size, the smallest for a PSNR. Each trial refines the
+    latents, so the search gallops out from `start` instead of bisecting the whole range.
+    Without any trial that meets, the plain encoder's `fallback` (which meets) is returned,
+    or `missed` is raised when there is none."""
+    from .imagefile import encode_image
+    from .metrics import psnr
+
+    y_raw = codec.analyse(image.rgb) if missed is None else missed.y_raw
+    pixels = image.width * image.height
+    report, codec.progress = codec.progress, None
+    tried: dict[int, tuple[bool, object]] = {}
+
+    def meets(centi: int) -> bool:
+        if centi not in tried:
+            enc = encode_image(codec, image, centi / 100, True, analysed=y_raw, effort=effort)
+            if target.kind == "bytes":
+                ok = len(enc.data) <= target.value
+            elif target.kind == "bpp":
+                ok = len(enc.data) * 8 / pixels <= target.value
+            else:
+                ok = psnr(image.rgb, enc.rgb) >= target.value
+            tried[centi] = (ok, enc)
+            if report is not None:
+                report("search", len(tried), len(tried) + 1)
+        return tried[centi][0]
+
+    up = 1 if target.kind != "psnr" else -1  # the direction in which results get better
+
+    def clamp(c: int) -> int:
+        return min(max(c, QUALITY_CENTI_MIN), QUALITY_CENTI_MAX)
+
+    good = bad = None
+    step = _EFFORT_STEP
+    if meets(start):
+        good = start
+        while (nxt := clamp(good + up * step)) != good:
+            if not meets(nxt):
+                bad = nxt
+                break
+            good, step = nxt, step * 2
+    else:
+        bad = start
+        while (nxt := clamp(bad - up * step)) != bad:
+            if meets(nxt):
+                good = nxt
+                break
+            bad, step = nxt, step * 2
+    if good is None:
+        if fallback is not None:
+            return fallback
+        raise missed
+    while bad is not None and abs(bad - good) > _EFFORT_RESOLUTION:
+        mid = (good + bad) // 2
+        if meets(mid):
+            good = mid
+        else:
+            bad = mid
+    encoded = tried[good][1]
+    return TargetResult(encoded, good / 100, (fallback.trials if fallback else 0) + len(tried))
 
 
 def _search(codec: Codec, image: SourceImage, target: Target, reconstruct: bool) -> TargetResult:
@@ -109,7 +206,8 @@ def _search(codec: Codec, image: SourceImage, target: Target, reconstruct: bool)
         ok, enc = meets(hi)
         if not ok:
             best = psnr(image.rgb, enc.rgb)
-            raise TargetError(f"cannot reach {target.describe()}: quality 100 gives {best:.2f} dB")
+            message = f"cannot reach {target.describe()}: quality 100 gives {best:.2f} dB"
+            raise _EndMissed(message, hi, y_raw)
         if meets(lo)[0]:
             return _finish(codec, image, y_raw, lo, trials, reconstruct)
         # lo misses, hi meets: the smallest quality that meets is one above the last miss.
@@ -117,9 +215,11 @@ def _search(codec: Codec, image: SourceImage, target: Target, reconstruct: bool)
         return _finish(codec, image, y_raw, best, trials, reconstruct)
     ok, enc = meets(lo)
     if not ok:
-        raise TargetError(
+        raise _EndMissed(
             f"cannot meet {target.describe()}: the smallest file (quality 1) is "
-            f"{len(enc.data):,} bytes ({len(enc.data) * 8 / pixels:.4f} bpp)"
+            f"{len(enc.data):,} bytes ({len(enc.data) * 8 / pixels:.4f} bpp)",
+            lo,
+            y_raw,
         )
     if meets(hi)[0]:
         return _finish(codec, image, y_raw, hi, trials, reconstruct)

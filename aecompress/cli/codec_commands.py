@@ -14,6 +14,7 @@ import typer
 from rich.text import Text
 
 from ..container import DEFAULT_MAX_PIXELS
+from ..effort_levels import DEFAULT_EFFORT, MAX_EFFORT
 from ..errors import AecError, UsageError
 from ..imageformats import DEFAULT_IMAGE_QUALITY, image_format_for
 from ..inputs import STDIO, expand_patterns, input_ids
@@ -151,6 +152,21 @@ def encode(
             "(the report then shows '-', JSON null).",
         ),
     ] = True,
+    effort: Annotated[
+        int,
+        typer.Option(
+            "-e",
+            "--effort",
+            metavar="N",
+            min=0,
+            max=MAX_EFFORT,
+            help=f"0 to {MAX_EFFORT}: encoding time spent on a smaller file at the same "
+            "quality. Above 0 the latents of each image are refined for this image under the "
+            "decoder (more steps at each level); every decoder reads the result. "
+            f"[default: {DEFAULT_EFFORT}]",
+            show_default=False,
+        ),
+    ] = DEFAULT_EFFORT,
     device: DeviceOpt = "auto",
     model: ModelOpt = None,
     force: ForceOpt = False,
@@ -187,7 +203,9 @@ def encode(
             clock.start()
             codec = codecs.get()
             with progress.image(codec, index, source), threads.watch(codec):
-                job = encode_start(codec, source, target, quality, force, protect, goal, metrics)
+                job = encode_start(
+                    codec, source, target, quality, force, protect, goal, metrics, effort
+                )
             return functools.partial(encode_finish, job)
 
         def whole(index: int, source: str, target: str):  # the plain path: one input
@@ -197,7 +215,9 @@ def encode(
             clock.start()
             codec = codecs.get()
             with progress.image(codec, index, source):
-                return encode_one(codec, source, target, quality, force, protect, goal, metrics)
+                return encode_one(
+                    codec, source, target, quality, force, protect, goal, metrics, effort
+                )
 
         def done(report) -> None:
             detail(f"{report.input} -> {report.output}  {report.output_bytes:,} B  "

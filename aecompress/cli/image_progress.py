@@ -26,6 +26,7 @@ ENCODE_STAGES = {
     "analysis": (0.0, 0.4),
     "coding": (0.4, 0.5),
     "search": (0.4, 0.9),  # --target-*: the trials replace coding and synthesis
+    "refine": (0.4, 0.9),  # --effort: the refinement's steps, then both encodes
     "synthesis": (0.5, 0.9),
     "metrics": (0.9, 1.0),
 }
