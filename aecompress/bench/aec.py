@@ -20,14 +20,17 @@ if TYPE_CHECKING:
     from ..codec import Codec
 
 
-def aec_coders(codec: Codec) -> tuple[Encoder, Decoder]:
-    """Encode / decode through the real .aec bytes, in memory."""
+def aec_coders(codec: Codec, effort: int = 0) -> tuple[Encoder, Decoder]:
+    """Encode (at an encoding effort, effort.py) / decode through the real .aec bytes, in
+    memory."""
 
     def encode(rgb: np.ndarray, quality: float) -> bytes:
         # Only the file is timed: reconstruct=False skips the synthesis transform, which the
         # encoder needs only to report its reconstruction; g_s is timed in decode, where it runs.
+        # Above effort 0 the encoder runs g_s itself (refining, and choosing by true cost),
+        # and that is timed, as it is part of making the file.
         image = SourceImage(rgb=rgb, mode=ColourMode.RGB)
-        return encode_image(codec, image, quality, reconstruct=False).data
+        return encode_image(codec, image, quality, reconstruct=False, effort=effort).data
 
     def decode(data: bytes) -> np.ndarray:
         return decode_image(codec, data).rgb

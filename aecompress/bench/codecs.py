@@ -14,7 +14,9 @@ from .options import (
     AEC,
     DEFAULT_AEC_QUALITIES,
     SweepError,
+    aec_effort,
     check_sweep,
+    is_aec,
     parse_values,
 )
 from .results import CodecInfo, Skipped
@@ -46,7 +48,7 @@ def available_codecs(names: Sequence[str]) -> tuple[list[str], list[Skipped]]:
     """Split codec names into those that can run here and those skipped, with the reason."""
     runnable, skipped = [], []
     for name in names:
-        reason = None if name == AEC else peers.unavailable_reason(name)
+        reason = None if is_aec(name) else peers.unavailable_reason(name)
         if reason is None:
             runnable.append(name)
         else:
@@ -56,7 +58,7 @@ def available_codecs(names: Sequence[str]) -> tuple[list[str], list[Skipped]]:
 
 def default_sweep(codec: str) -> list[float]:
     """The values swept when none are given."""
-    if codec == AEC:
+    if is_aec(codec):
         return list(DEFAULT_AEC_QUALITIES)
     return [float(v) for v in peers.get_peer(codec).sweep]
 
@@ -68,7 +70,10 @@ def sweep_plan(
     once. SweepError for a value the codec does not accept."""
     plan = {}
     for codec in codecs:
-        values = (sweeps or {}).get(codec) or default_sweep(codec)
+        given = sweeps or {}
+        # aec's qualities (--qualities) hold for aec at every effort
+        values = given.get(codec) or (given.get(AEC) if is_aec(codec) else None)
+        values = values or default_sweep(codec)
         plan[codec] = list(dict.fromkeys(float(v) for v in values))
         check_sweep(codec, plan[codec])
     return plan
@@ -76,9 +81,13 @@ def sweep_plan(
 
 def codec_info(name: str, sweep: Sequence[float], aec: Codec | None = None) -> CodecInfo:
     """What `name` is, at which settings, by which library (aec: with `aec`'s model)."""
-    if name == AEC:
+    effort = aec_effort(name)
+    if effort is not None:
         model = f"model {aec.checkpoint.model_id}" if aec is not None else "model ?"
-        return CodecInfo(AEC, f"aecompress .aec ({model})", "quality", list(sweep), _aec_lib())
+        what = f"aecompress .aec ({model})" if effort == 0 else (
+            f"aecompress .aec ({model}, effort {effort})"
+        )  # fmt: skip
+        return CodecInfo(name, what, "quality", list(sweep), _aec_lib())
     peer = peers.get_peer(name)
     try:
         library = peer.library()

@@ -12,10 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from ..effort_levels import MAX_EFFORT
 from ..errors import UsageError
 from ..quality import QUALITY_MAX, QUALITY_MIN
 
 AEC = "aec"
+AEC_EFFORT_PREFIX = "aec-e"
+"""aec at an encoding effort above 0 is measured as its own codec, 'aec-e4' (`--effort 4`)."""
 PEER_NAMES: tuple[str, ...] = ("jpeg", "jpeg444", "webp", "avif", "jp2", "heic", "jxl")
 """The peers, in the order of `peers.PEERS`."""
 RATIO_SWEPT: frozenset[str] = frozenset({"jp2"})
@@ -27,6 +30,39 @@ DEFAULT_AEC_QUALITIES: tuple[float, ...] = (1, 15, 29, 43, 57, 72, 86, 100)
 DEFAULT_CODECS: tuple[str, ...] = (AEC, "jpeg", "webp", "avif", "jp2", "heic", "jxl")
 """What runs without --codecs; heic and jxl only when their plugins are installed."""
 KNOWN_CODECS: tuple[str, ...] = (AEC, *PEER_NAMES)
+
+
+def aec_name(effort: int) -> str:
+    """The codec name of aec at an effort: 'aec' for 0, 'aec-e4' for 4."""
+    return AEC if effort == 0 else f"{AEC_EFFORT_PREFIX}{effort}"
+
+
+def aec_effort(name: str) -> int | None:
+    """The effort of an aec codec name ('aec' → 0, 'aec-e4' → 4); None for a peer."""
+    if name == AEC:
+        return 0
+    if name.startswith(AEC_EFFORT_PREFIX) and name[len(AEC_EFFORT_PREFIX) :].isdigit():
+        return int(name[len(AEC_EFFORT_PREFIX) :])
+    return None
+
+
+def is_aec(name: str) -> bool:
+    return aec_effort(name) is not None
+
+
+def with_efforts(codecs: list[str], efforts: Sequence[int]) -> list[str]:
+    """aec in `codecs` replaced by one aec codec per effort, in the order given (none given:
+    effort 0 alone). UsageError when efforts are given but aec is not measured."""
+    if not efforts:
+        return codecs
+    bad = [e for e in efforts if not 0 <= e <= MAX_EFFORT]
+    if bad:
+        raise UsageError(f"--effort must be from 0 to {MAX_EFFORT}, got {bad[0]}")
+    if AEC not in codecs:
+        raise UsageError("--effort applies to aec, which --codecs leaves out")
+    at = codecs.index(AEC)
+    names = list(dict.fromkeys(aec_name(e) for e in efforts))
+    return [*codecs[:at], *names, *codecs[at + 1 :]]
 
 
 class UnknownCodecError(UsageError):
@@ -95,7 +131,7 @@ def parse_sweeps(qualities: str, sweeps: Sequence[str] = ()) -> dict[str, list[f
 
 def check_sweep(codec: str, values: Sequence[float]) -> None:
     """SweepError unless every value is one `codec` accepts."""
-    if codec == AEC:
+    if is_aec(codec):
         bad = [v for v in values if not QUALITY_MIN <= v <= QUALITY_MAX]
         what = f"aec qualities must be from {QUALITY_MIN:g} to {QUALITY_MAX:g}"
     elif codec in RATIO_SWEPT:

@@ -8,7 +8,7 @@ import io
 from collections.abc import Sequence
 
 from ..errors import AecError
-from .options import AEC
+from .options import is_aec
 from .results import BenchResult, CurvePoint
 
 PLOT_NEEDS = (
@@ -86,7 +86,7 @@ def rd_figure(result: BenchResult):
         bpp = [c.bpp for c in curve]
         bpp_max = max(bpp_max, *bpp)
         label = codec if codec not in infos else f"{codec}: {infos[codec].description}"
-        style = {"linewidth": 2.4, "zorder": 3} if codec == AEC else {"linewidth": 1.3}
+        style = {"linewidth": 2.4, "zorder": 3} if is_aec(codec) else {"linewidth": 1.3}
         ax_psnr.plot(bpp, [c.psnr for c in curve], marker="o", markersize=3.5, label=label,
                      **style)  # fmt: skip
         ax_ssim.plot(bpp, [c.ms_ssim_db for c in curve], marker="o", markersize=3.5,

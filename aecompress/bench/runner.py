@@ -41,7 +41,7 @@ from . import peers
 from .aec import aec_coders
 from .codecs import Decoder, Encoder, codec_info, sweep_plan
 from .machine import machine_info
-from .options import AEC, DEFAULT_REFERENCE
+from .options import DEFAULT_REFERENCE, aec_effort, is_aec
 from .results import BenchResult, ImagePoint, Skipped
 from .summary import aggregate, summarize
 
@@ -132,14 +132,15 @@ def run_bench(
     """
     if not images:
         raise AecError("no images to measure")
-    if AEC in codecs and aec is None:
+    aec_codecs = [c for c in codecs if is_aec(c)]
+    if aec_codecs and aec is None:
         raise AecError("aec needs a loaded model")
     plan = sweep_plan(codecs, sweeps)
     report = progress or (lambda n, label: None)
     start = time.perf_counter()
 
     points: list[ImagePoint] = []
-    peer_names = [c for c in codecs if c != AEC]
+    peer_names = [c for c in codecs if not is_aec(c)]
     jobs = [(c, im.name, im.rgb, plan[c]) for c in peer_names for im in images]
     if workers > 1 and len(jobs) > 1:
         context = multiprocessing.get_context("spawn")  # no fork of a process holding torch
@@ -160,16 +161,17 @@ def run_bench(
             points.extend(done)
             report(len(done), job[0])
 
-    if AEC in codecs:
+    for name in aec_codecs:
         assert aec is not None
-        encode, decode = aec_coders(aec)
-        first = images[0]
-        decode(encode(first.rgb, 50.0))  # warm-up: allocator, kernel choice, lazy init
-        for quality in plan[AEC]:
+        encode, decode = aec_coders(aec, aec_effort(name) or 0)
+        if name == aec_codecs[0]:
+            warm, _ = aec_coders(aec)
+            decode(warm(images[0].rgb, 50.0))  # warm-up: allocator, kernel choice, lazy init
+        for quality in plan[name]:
             for im in images:
-                report(0, AEC)
-                points.append(measure(AEC, quality, im.name, im.rgb, encode, decode))
-                report(1, AEC)
+                report(0, name)
+                points.append(measure(name, quality, im.name, im.rgb, encode, decode))
+                report(1, name)
 
     order = {c: i for i, c in enumerate(codecs)}
     image_order = {im.name: i for i, im in enumerate(images)}

@@ -18,15 +18,17 @@ from typing import Annotated
 import typer
 
 from ..bench.options import (
-    AEC,
     DEFAULT_AEC_QUALITIES,
     DEFAULT_CODECS,
     DEFAULT_REFERENCE,
     KNOWN_CODECS,
+    is_aec,
     parse_codecs,
     parse_reference,
     parse_sweeps,
+    with_efforts,
 )
+from ..effort_levels import MAX_EFFORT
 from ..errors import AecError
 from ..fileio import check_writable
 from .common import (
@@ -103,6 +105,17 @@ def bench(
             "--reference", metavar="CODEC", help="Codec the BD-rates are measured against."
         ),
     ] = DEFAULT_REFERENCE,
+    efforts: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--effort",
+            metavar="N",
+            help=f"aec's encoding effort, 0..{MAX_EFFORT} (as `encode --effort`); repeat it "
+            "for one aec row per level (aec-e1, aec-e2, ...), each with its encode seconds.  "
+            "[default: 0]",
+            show_default=False,
+        ),
+    ] = None,
     device: DeviceOpt = "auto",
     model: ModelOpt = None,
     workers: Annotated[
@@ -146,7 +159,7 @@ def bench(
     with guard():
         set_verbosity(quiet, verbose)
         # Usage errors first, before any file is looked at or anything heavy imported.
-        names = parse_codecs(codecs)
+        names = with_efforts(parse_codecs(codecs), efforts or ())
         sweeps = parse_sweeps(qualities, sweep or ())
         reference = parse_reference(reference)
 
@@ -178,7 +191,7 @@ def bench(
             raise AecError("none of the requested codecs can run here")
         if reference not in runnable:
             note(f"no BD-rates: the reference, {reference}, is not measured")
-        codec = open_codec(device, model) if AEC in runnable else None
+        codec = open_codec(device, model) if any(is_aec(c) for c in runnable) else None
         images = read_images(paths)
         for im in images:
             detail(f"{im.name}: {im.width}×{im.height}")
