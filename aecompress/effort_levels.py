@@ -23,7 +23,7 @@ class Schedule:
 
     descent_steps: int = 0  # phase 1: preconditioned descent on y at hard rounding
     steps: int = 0  # phase 2: Adam steps of stochastic Gumbel annealing on y and z
-    descent_step: float = 0.02  # phase 1's first step length (times gradient / curvature)
+    descent_step: float = 0.05  # phase 1's first step length (times gradient / curvature)
     descent_grow: float = 1.25  # its growth after a step that lowered the cost
     lr: float = 0.01  # phase 2: Adam's learning rate at the first step, in quantization bins
     lr_end: float = 0.1  # the last step's learning rate as a fraction of lr (cosine decay)
@@ -51,6 +51,8 @@ class Schedule:
 MAX_EFFORT = 9
 DEFAULT_EFFORT = 0
 # Effort level → its refinement (None: the plain encoder).
+# Phase 1 alone: on `valid/` crops the SGA phase after it lost ground at every length tried
+# (benchmarks/effort.md), and the descent stops gaining after about 64 steps.
 SCHEDULES: tuple[Schedule | None, ...] = (
     None,
     Schedule(descent_steps=2),
@@ -59,9 +61,9 @@ SCHEDULES: tuple[Schedule | None, ...] = (
     Schedule(descent_steps=12),
     Schedule(descent_steps=20),
     Schedule(descent_steps=32),
-    Schedule(descent_steps=32, steps=60),
-    Schedule(descent_steps=32, steps=150),
-    Schedule(descent_steps=32, steps=300),
+    Schedule(descent_steps=48),
+    Schedule(descent_steps=64),
+    Schedule(descent_steps=96),
 )
 
 

@@ -99,14 +99,12 @@ class Refiner:
         height: int,
         width: int,
         probe: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, float]:
+    ) -> tuple[torch.Tensor, float, torch.Tensor | None]:
         """One pass of g_s over y_s (1×M×h×w, already times the inverse gain), tile by tile,
-        and a vector–Jacobian product back to y_s over the image's height × width pixels (the
-        padding does not count):
-
-        * probe None: the sum of squared errors against x and its gradient, 2·Jᵀ(g_s(y_s) - x);
-        * probe given: Jᵀv for a random ±1 image v drawn from it (the float is then 0).
-        """
+        over the image's height × width pixels (the padding does not count): the sum of squared
+        errors against x, its gradient 2·Jᵀ(g_s(y_s) - x) with respect to y_s, and, with a
+        `probe` generator, Jᵀv for a random ±1 image v drawn from it, from the same forward
+        pass (else None)."""
         stride = self.model.Y_STRIDE
         g_s = self.codec.transforms.g_s
         fmt = self.codec.memory_format
@@ -115,6 +113,7 @@ class Refiner:
         h, w = y_s.shape[-2:]
         rows, cols = self._tiles(h, w)
         grad = torch.zeros_like(y_s)
+        jv = torch.zeros_like(y_s) if probe is not None else None
         total = 0.0
         for r0, r1 in rows:
             t0, t1 = max(0, r0 - halo_h), min(h, r1 + halo_h)
@@ -132,22 +131,23 @@ class Refiner:
                     a, b = p0 - t0 * stride, p1 - t0 * stride
                     c, d = q0 - u0 * stride, q1 - u0 * stride
                     core = out[..., a:b, c:d]
-                    if probe is None:
-                        err = (core - x[..., p0:p1, q0:q1]).square().sum()
-                        (g,) = torch.autograd.grad(err, tile)
-                        total += float(err.detach())
-                    else:
+                    err = (core - x[..., p0:p1, q0:q1]).square().sum()
+                    (g,) = torch.autograd.grad(err, tile, retain_graph=probe is not None)
+                    total += float(err.detach())
+                    if jv is not None:
                         v = torch.randint(0, 2, core.shape, generator=probe, device=core.device)
-                        (g,) = torch.autograd.grad(core, tile, v.to(core.dtype) * 2 - 1)
+                        (u,) = torch.autograd.grad(core, tile, v.to(core.dtype) * 2 - 1)
+                        jv[..., t0:t1, u0:u1] += u
                 grad[..., t0:t1, u0:u1] += g
-        return grad, total
+        return grad, total, jv
 
     def distortion_grad(
         self, y_s: torch.Tensor, x: torch.Tensor, height: int, width: int
     ) -> tuple[torch.Tensor, float]:
         """Sum of squared errors of g_s(y_s) against x over the image's height × width pixels
         and its gradient with respect to y_s (1×M×h×w, already times the inverse gain)."""
-        return self._through_g_s(y_s, x, height, width)
+        grad, total, _ = self._through_g_s(y_s, x, height, width)
+        return grad, total
 
     def refine(
         self,
@@ -211,17 +211,18 @@ class Refiner:
         with torch.no_grad():
             mu = model.h_s_mean(z_hat)
             sigma = model.scale_from_log(model.h_s_scale(z_hat))
-            # bits of z do not change in this phase: they are left out of the cost
-            y_s = (torch.round(y - mu) + mu) * pb.inv_gain
-        jv, _ = self._through_g_s(y_s, pb.x, pb.height, pb.width, probe=generator)
-        jtj = jv.square().mean((2, 3), keepdim=True)  # 1×M×1×1: diag(JᵀJ) per channel
-        curvature = 2 * pb.weight * jtj * pb.inv_gain.square()
-        curvature = curvature + 1 / (pb.pixels * math.log(2) * sigma.square())
+        # bits of z do not change in this phase: they are left out of the cost
+        rate_curvature = 1 / (pb.pixels * math.log(2) * sigma.square())
         step = schedule.descent_step
         best_loss, best_y, best_grad = math.inf, y, None
         current = y
-        for _ in range(schedule.descent_steps):
-            loss, grad = self._hard_cost(pb, current, mu, sigma)
+        for i in range(schedule.descent_steps):
+            # The first pass also probes the Jacobian at the starting point (the plain encode's
+            # latents): diag(JᵀJ), averaged per channel (1×M×1×1), sets the curvature.
+            loss, grad, jv = self._hard_cost(pb, current, mu, sigma, generator if i == 0 else None)
+            if jv is not None:
+                jtj = jv.square().mean((2, 3), keepdim=True)
+                curvature = 2 * pb.weight * jtj * pb.inv_gain.square() + rate_curvature
             if loss < best_loss:
                 best_loss, best_y, best_grad = loss, current, grad
                 step *= schedule.descent_grow
@@ -232,19 +233,24 @@ class Refiner:
         return best_y, best_loss
 
     def _hard_cost(
-        self, pb: _Problem, y: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor
-    ) -> tuple[float, torch.Tensor]:
-        """Cost (bpp of y + λ·255²·MSE) at ŷ = mu + round(y - mu), and its gradient with
-        respect to y through the rounding (straight through)."""
+        self,
+        pb: _Problem,
+        y: torch.Tensor,
+        mu: torch.Tensor,
+        sigma: torch.Tensor,
+        probe: torch.Generator | None = None,
+    ) -> tuple[float, torch.Tensor, torch.Tensor | None]:
+        """Cost (bpp of y + λ·255²·MSE) at ŷ = mu + round(y - mu), its gradient with respect
+        to y through the rounding (straight through), and Jᵀv at ŷ with a `probe`."""
         y_var = y.detach().clone().requires_grad_(True)
         with torch.enable_grad():
             r = ste_round(y_var - mu)
             rate = bits(gaussian_likelihood(r, 0.0, sigma)).sum() / pb.pixels
             y_s = (r + mu) * pb.inv_gain
-        grad_s, sse = self._through_g_s(y_s, pb.x, pb.height, pb.width)
+        grad_s, sse, jv = self._through_g_s(y_s, pb.x, pb.height, pb.width, probe)
         with torch.enable_grad():
             torch.autograd.backward([rate, y_s], [None, grad_s * pb.weight])
-        return float(rate.detach()) + pb.weight * sse, y_var.grad
+        return float(rate.detach()) + pb.weight * sse, y_var.grad, jv
 
     def _anneal(
         self,
@@ -275,7 +281,7 @@ class Refiner:
                 rate = (rate + bits(model.density_z.likelihood(z_t)).sum()) / pb.pixels
                 y_s = (r_t + mu) * pb.inv_gain  # what g_s reads
             # The distortion's gradient through g_s, tile by tile, then through the rest.
-            grad, sse = self._through_g_s(y_s, pb.x, pb.height, pb.width)
+            grad, sse, _ = self._through_g_s(y_s, pb.x, pb.height, pb.width)
             opt.zero_grad(set_to_none=True)
             with torch.enable_grad():
                 torch.autograd.backward([rate, y_s], [None, grad * pb.weight])

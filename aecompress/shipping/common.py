@@ -18,7 +18,8 @@ JPEG_QUALITIES = (3, 5, 8, 12, 18, 25, 35, 50, 65, 75, 85, 90, 95)
 README_BLOCK = "default-model"  # README.md: the paragraph on the default model
 TABLE_BLOCK = "shipped-models"  # pretrained/README.md: the table of shipped models
 CURRENT_DEFAULT = "the current default"  # how a model's section in pretrained/README.md says so
-GOLDEN_SUFFIXES = (".aec", ".png", ".json")  # tests/golden/make_golden.py writes these
+# tests/golden/make_golden.py writes these: a plain file and a refined one (encode --effort)
+GOLDEN_SUFFIXES = (".aec", ".png", ".json", ".refined.aec", ".refined.png", ".refined.json")
 
 # write_golden(model_id, golden folder, pretrained folder): tests/golden/make_golden.py's
 # function, passed in because it lives with the tests, not in the package.
