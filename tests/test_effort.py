@@ -189,3 +189,28 @@ def test_cli_rejects_an_effort_out_of_range(cli, tmp_path, value):
     assert r.exit_code == 2
     assert "--effort" in r.output
     assert not (tmp_path / "a.aec").exists()
+
+
+def test_refinement_reports_its_steps_to_the_progress_bar(codec, image, short, one_thread):
+    seen = []
+    codec.progress = lambda stage, done, total: seen.append((stage, done, total))
+    try:
+        encode_with_effort(codec, image.rgb, 50.0, 3)  # 4 descent steps + 1 SGA step
+    finally:
+        codec.progress = None
+    refine = [s for s in seen if s[0] == "refine"]
+    assert [d for _, d, _ in refine] == [1, 2, 3, 4, 5, 1]
+    assert refine[-1][1] == refine[-1][2]  # the bar ends full
+    assert {s[0] for s in seen} <= {"analysis", "refine"}  # the inner encodes stay silent
+
+
+def test_ctrl_c_during_refinement_writes_nothing(cli, tmp_path, monkeypatch):
+    def interrupt(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Refiner, "refine", interrupt)
+    src = tmp_path / "a.png"
+    Image.fromarray(photo_like(40, 48, 1)).save(src)
+    r = cli("encode", src, "--effort", "3")
+    assert r.exit_code == 130 and "interrupted" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]

@@ -59,3 +59,19 @@ def test_golden_file_decodes_with_no_flags(meta_path, tmp_path):
     found = ModelLibrary().find(header.model_id, header.fingerprint)
     codec = Codec(load_checkpoint(found.path))
     assert symbols_sha256(codec, aec.read_bytes()) == meta["symbols_sha256"]
+
+
+def test_every_shipped_model_has_a_refined_golden_file():
+    """A file whose latents were refined (encode --effort) decodes like any other: the decoder
+    is the same, so the refined golden files above must decode bit-exactly too."""
+    for entry in read_index().models:
+        meta_path = GOLDEN / f"{entry.model_id}.refined.json"
+        assert meta_path.exists(), f"run `python3 tests/golden/make_golden.py {entry.model_id}`"
+        meta = json.loads(meta_path.read_text())
+        assert meta["refined"] and meta["effort"] > 0
+        plain = (GOLDEN / f"{entry.model_id}.aec").read_bytes()
+        refined = meta_path.with_suffix(".aec").read_bytes()
+        assert refined != plain
+        assert container.unpack(refined)[0].quality == json.loads(
+            (GOLDEN / f"{entry.model_id}.json").read_text()
+        )["quality"]

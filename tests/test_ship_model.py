@@ -383,6 +383,8 @@ def test_ship_from_given_figures_writes_them(template, tmp_path):
     assert {p.relative_to(repo).as_posix() for p in changed} == {
         "pretrained/given-new.pt", "pretrained/models.json", "pretrained/README.md", "README.md",
         "tests/golden/given-new.aec", "tests/golden/given-new.png", "tests/golden/given-new.json",
+        "tests/golden/given-new.refined.aec", "tests/golden/given-new.refined.png",
+        "tests/golden/given-new.refined.json",
     }  # fmt: skip
     raw = json.loads((repo / "pretrained" / "models.json").read_text())
     assert raw["default"] == "given-new" and "lineage" not in raw
