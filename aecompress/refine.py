@@ -190,10 +190,15 @@ class Refiner:
             z = torch.round(model.h_a(y))
         y = y.detach()
         loss = math.nan
-        if schedule.descent_steps:
-            y, loss = self._descend(problem, y, z, schedule, generator, tick)
-        if schedule.steps:
-            y, z, loss = self._anneal(problem, y, z, schedule, generator, tick)
+        # The same image gives the same file on a device: no nondeterministic cuDNN kernels
+        # (their backward passes may sum in a varying order).
+        with torch.backends.cudnn.flags(
+            enabled=torch.backends.cudnn.enabled, benchmark=False, deterministic=True
+        ):
+            if schedule.descent_steps:
+                y, loss = self._descend(problem, y, z, schedule, generator, tick)
+            if schedule.steps:
+                y, z, loss = self._anneal(problem, y, z, schedule, generator, tick)
         return RefinedLatents(y=y, z=z, steps=total, loss=loss)
 
     def _descend(
