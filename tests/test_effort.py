@@ -71,12 +71,18 @@ def test_sga_round_goes_to_a_neighbouring_integer_and_sharpens():
     assert torch.isfinite(w.grad).all() and w.grad.abs().sum() > 0
 
 
-def test_refinement_lowers_the_relaxed_cost_and_is_seeded(codec, image, one_thread):
-    rgb = image.rgb
+def _inputs(codec: Codec, rgb: np.ndarray, quality: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The refiner's inputs: the padded image (1×3×H×W) and the gained latent from g_a."""
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
     x = pad_to_multiple(x).contiguous(memory_format=codec.memory_format)
     with torch.no_grad():
-        y = codec.model.apply_gain(codec.analyse(rgb).clone(), 60.0)
+        y = codec.model.apply_gain(codec.analyse(rgb).clone(), quality)
+    return x, y
+
+
+def test_refinement_lowers_the_relaxed_cost_and_is_seeded(codec, image, one_thread):
+    rgb = image.rgb
+    x, y = _inputs(codec, rgb, 60.0)
     few = Refiner(codec).refine(x, rgb.shape[:2], y, 60.0, Schedule(steps=1, lr=0.2))
     more = Refiner(codec).refine(x, rgb.shape[:2], y, 60.0, Schedule(steps=12, lr=0.2))
     again = Refiner(codec).refine(x, rgb.shape[:2], y, 60.0, Schedule(steps=12, lr=0.2))
@@ -87,10 +93,7 @@ def test_refinement_lowers_the_relaxed_cost_and_is_seeded(codec, image, one_thre
 
 def test_descent_never_ends_above_its_start_and_improves(codec, image, one_thread):
     rgb = image.rgb
-    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
-    x = pad_to_multiple(x).contiguous(memory_format=codec.memory_format)
-    with torch.no_grad():
-        y = codec.model.apply_gain(codec.analyse(rgb).clone(), 60.0)
+    x, y = _inputs(codec, rgb, 60.0)
     start = Refiner(codec).refine(x, rgb.shape[:2], y, 60.0, Schedule(descent_steps=1))
     # the first step evaluates the start itself: its cost is the start's
     assert torch.equal(start.y, y)
@@ -104,10 +107,7 @@ def test_descent_never_ends_above_its_start_and_improves(codec, image, one_threa
 
 def test_tiled_distortion_gradient_equals_the_whole_one(codec, one_thread):
     rgb = photo_like(100, 140, 5)
-    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
-    x = pad_to_multiple(x).contiguous(memory_format=codec.memory_format)
-    with torch.no_grad():
-        y = codec.model.apply_gain(codec.analyse(rgb).clone(), 40.0)
+    x, y = _inputs(codec, rgb, 40.0)
     whole_grad, whole = Refiner(codec).distortion_grad(y, x, 100, 140)
     tiles_grad, tiles = Refiner(codec, tile_core=3).distortion_grad(y, x, 100, 140)
     assert len(Refiner(codec, tile_core=3)._tiles(*y.shape[-2:])[1]) > 1
