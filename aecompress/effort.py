@@ -39,15 +39,19 @@ class EffortEncode:
     steps: int  # refinement steps taken (both phases)
 
 
-def true_cost(codec: Codec, rgb: np.ndarray, latents: EncodedLatents) -> float:
-    """λ(q)·255²·MSE of the real uint8 reconstruction + the coded streams' bits per pixel. The
-    header is the same for both candidates, so it does not change which one wins."""
+def true_cost(
+    codec: Codec, rgb: np.ndarray, latents: EncodedLatents, decoded: np.ndarray | None = None
+) -> float:
+    """λ(q)·255²·MSE of the uint8 reconstruction (`decoded`, else latents.rgb) + the coded
+    streams' bits per pixel. The header is the same for both candidates, so it does not change
+    which one wins."""
     model = codec.model
     position = quality_to_position(latents.quality_centi / 100, model.config.levels)
     lam = float(model.lambdas(position.reshape(1).to(codec.device)))
     pixels = rgb.shape[0] * rgb.shape[1]
+    decoded = latents.rgb if decoded is None else decoded
     # mse() is on the 0..255 scale, i.e. already 255² times the MSE of [0, 1] values.
-    return lam * mse(rgb, latents.rgb) + (len(latents.z) + len(latents.y)) * 8 / pixels
+    return lam * mse(rgb, decoded) + (len(latents.z) + len(latents.y)) * 8 / pixels
 
 
 def encode_with_effort(
@@ -60,9 +64,14 @@ def encode_with_effort(
 ) -> EffortEncode:
     """Code an H×W×3 uint8 image at a quality with an effort from 0 to MAX_EFFORT.
 
-    `analysed`: codec.analyse(rgb) when the caller has it. Above effort 0 both encodes are
-    reconstructed (their costs need it), whatever `reconstruct` says. The codec reports the
-    stage "refine" (step, steps) as the refinement goes."""
+    `analysed`: codec.analyse(rgb) when the caller has it. The codec reports the stage "refine"
+    (step, steps) as the refinement goes.
+
+    Both candidates are coded into real streams, and their reconstructions are the ones the
+    descent's own passes through g_s made (the same transform on the same latents as decode;
+    they may differ from decode's by float rounding, never in the file), so choosing costs no
+    extra synthesis. With `reconstruct`, the winner's rgb is then made by the decoder's path,
+    exactly what `decode` returns."""
     schedule = schedule_for(effort)
     size = rgb.shape[:2]
     if analysed is None:
@@ -73,8 +82,6 @@ def encode_with_effort(
     q = quality_to_centi(quality) / 100
     report, codec.progress = codec.progress, None  # the refinement reports as a whole
     try:
-        plain = codec.encode_analysed(analysed, q, size, reconstruct=True)
-        cost_plain = true_cost(codec, rgb, plain)
         x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).unsqueeze(0)
         x = pad_to_multiple(x.to(codec.device, torch.float32).div(255))
         x = x.contiguous(memory_format=codec.memory_format)
@@ -86,15 +93,25 @@ def encode_with_effort(
                 report("refine", done, total + 1)
 
         refined = Refiner(codec).refine(x, size, y, q, schedule, SEED, on_step)
-        candidate = codec.encode_latents(refined.y, refined.z, q, size, reconstruct=True)
-        cost_refined = true_cost(codec, rgb, candidate)
+        # Without the descent's reconstructions (an annealing phase), the codec makes them.
+        exact = refined.rgb is None
+        plain = codec.encode_analysed(analysed, q, size, reconstruct=exact)
+        candidate = codec.encode_latents(refined.y, refined.z, q, size, reconstruct=exact)
+        cost_plain = true_cost(codec, rgb, plain, refined.start_rgb)
+        cost_refined = true_cost(codec, rgb, candidate, refined.rgb)
+        keep = cost_refined < cost_plain
+        winner = candidate if keep else plain
+        if reconstruct and winner.rgb is None:
+            if keep:
+                winner = codec.encode_latents(refined.y, refined.z, q, size, reconstruct=True)
+            else:
+                winner = codec.encode_analysed(analysed, q, size, reconstruct=True)
         if report is not None:
             report("refine", 1, 1)
     finally:
         codec.progress = report
-    keep = cost_refined < cost_plain
     return EffortEncode(
-        latents=candidate if keep else plain,
+        latents=winner,
         refined=keep,
         cost_plain=cost_plain,
         cost_refined=cost_refined,

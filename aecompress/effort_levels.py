@@ -55,9 +55,9 @@ DEFAULT_EFFORT = 0
 # (benchmarks/effort.md), and the descent stops gaining after about 64 steps.
 SCHEDULES: tuple[Schedule | None, ...] = (
     None,
-    Schedule(descent_steps=2),
-    Schedule(descent_steps=4),
-    Schedule(descent_steps=7),
+    Schedule(descent_steps=3),
+    Schedule(descent_steps=5),
+    Schedule(descent_steps=8),
     Schedule(descent_steps=12),
     Schedule(descent_steps=20),
     Schedule(descent_steps=32),

@@ -88,13 +88,15 @@ def encode_image(
     reconstruct=False skips the synthesis transform (rgb is then None); `analysed` is
     `codec.analyse(image.rgb)` when the caller already has it (a search over qualities).
     effort: 0 (the plain encoder) to effort.MAX_EFFORT (refines the latents for longer;
-    effort.py); above 0 the result always has its rgb.
+    effort.py).
     """
     h, w = image.rgb.shape[:2]
     if effort:
         from .effort import encode_with_effort
 
-        latents = encode_with_effort(codec, image.rgb, quality, effort, analysed).latents
+        latents = encode_with_effort(
+            codec, image.rgb, quality, effort, analysed, reconstruct
+        ).latents
     elif analysed is None:
         latents = codec.encode(image.rgb, quality, reconstruct)
     else:

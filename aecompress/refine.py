@@ -38,6 +38,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .density import bits, gaussian_likelihood
@@ -57,6 +58,10 @@ class RefinedLatents:
     z: torch.Tensor  # 1×Nh×h/4×w/4 side latent (float)
     steps: int  # Adam steps taken
     loss: float  # the relaxed cost at the last step (λ·255²·MSE + bpp)
+    # H×W×3 uint8 reconstructions from the descent's passes through g_s, of the start (the plain
+    # encode's latents) and of the result; None after an annealing phase
+    start_rgb: np.ndarray | None = None
+    rgb: np.ndarray | None = None
 
 
 def sga_round(v: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
@@ -99,12 +104,14 @@ class Refiner:
         height: int,
         width: int,
         probe: torch.Generator | None = None,
+        image: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, float, torch.Tensor | None]:
         """One pass of g_s over y_s (1×M×h×w, already times the inverse gain), tile by tile,
         over the image's height × width pixels (the padding does not count): the sum of squared
         errors against x, its gradient 2·Jᵀ(g_s(y_s) - x) with respect to y_s, and, with a
         `probe` generator, Jᵀv for a random ±1 image v drawn from it, from the same forward
-        pass (else None)."""
+        pass (else None). `image` (1×3×height×width uint8), when given, receives the
+        reconstruction as decode rounds it."""
         stride = self.model.Y_STRIDE
         g_s = self.codec.transforms.g_s
         fmt = self.codec.memory_format
@@ -131,6 +138,9 @@ class Refiner:
                     a, b = p0 - t0 * stride, p1 - t0 * stride
                     c, d = q0 - u0 * stride, q1 - u0 * stride
                     core = out[..., a:b, c:d]
+                    if image is not None:
+                        pixels = core.detach().clamp(0, 1).mul(255).round()
+                        image[..., p0:p1, q0:q1] = pixels.to(torch.uint8)
                     err = (core - x[..., p0:p1, q0:q1]).square().sum()
                     (g,) = torch.autograd.grad(err, tile, retain_graph=probe is not None)
                     total += float(err.detach())
@@ -195,11 +205,16 @@ class Refiner:
         with torch.backends.cudnn.flags(
             enabled=torch.backends.cudnn.enabled, benchmark=False, deterministic=True
         ):
+            images = None
             if schedule.descent_steps:
-                y, loss = self._descend(problem, y, z, schedule, generator, tick)
+                y, loss, images = self._descend(problem, y, z, schedule, generator, tick)
             if schedule.steps:
                 y, z, loss = self._anneal(problem, y, z, schedule, generator, tick)
-        return RefinedLatents(y=y, z=z, steps=total, loss=loss)
+                images = None  # the annealing's last y was never reconstructed
+        start_rgb = rgb = None
+        if images is not None:
+            start_rgb, rgb = (im[0].permute(1, 2, 0).cpu().numpy() for im in images)
+        return RefinedLatents(y=y, z=z, steps=total, loss=loss, start_rgb=start_rgb, rgb=rgb)
 
     def _descend(
         self,
@@ -209,9 +224,10 @@ class Refiner:
         schedule: Schedule,
         generator: torch.Generator,
         tick: Callable[[], None],
-    ) -> tuple[torch.Tensor, float]:
+    ) -> tuple[torch.Tensor, float, tuple[torch.Tensor, torch.Tensor]]:
         """Phase 1: preconditioned descent on y at hard rounding, z fixed (module docstring).
-        Returns the best y evaluated and its cost."""
+        Returns the best y evaluated, its cost, and the uint8 reconstructions (1×3×H×W) of the
+        start and of the best y, as the passes through g_s made them."""
         model = self.model
         with torch.no_grad():
             mu = model.h_s_mean(z_hat)
@@ -221,21 +237,27 @@ class Refiner:
         step = schedule.descent_step
         best_loss, best_y, best_grad = math.inf, y, None
         current = y
+        image = torch.empty((1, 3, pb.height, pb.width), dtype=torch.uint8, device=y.device)
+        start_image = best_image = None
         for i in range(schedule.descent_steps):
             # The first pass also probes the Jacobian at the starting point (the plain encode's
             # latents): diag(JᵀJ), averaged per channel (1×M×1×1), sets the curvature.
-            loss, grad, jv = self._hard_cost(pb, current, mu, sigma, generator if i == 0 else None)
+            loss, grad, jv = self._hard_cost(
+                pb, current, mu, sigma, generator if i == 0 else None, image
+            )
             if jv is not None:
                 jtj = jv.square().mean((2, 3), keepdim=True)
                 curvature = 2 * pb.weight * jtj * pb.inv_gain.square() + rate_curvature
             if loss < best_loss:
                 best_loss, best_y, best_grad = loss, current, grad
+                best_image = image.clone()
+                start_image = best_image if i == 0 else start_image
                 step *= schedule.descent_grow
             else:
                 step *= 0.5  # too far: back to the best point, half the step
             current = best_y - step * best_grad / curvature
             tick()
-        return best_y, best_loss
+        return best_y, best_loss, (start_image, best_image)
 
     def _hard_cost(
         self,
@@ -244,15 +266,17 @@ class Refiner:
         mu: torch.Tensor,
         sigma: torch.Tensor,
         probe: torch.Generator | None = None,
+        image: torch.Tensor | None = None,
     ) -> tuple[float, torch.Tensor, torch.Tensor | None]:
         """Cost (bpp of y + λ·255²·MSE) at ŷ = mu + round(y - mu), its gradient with respect
-        to y through the rounding (straight through), and Jᵀv at ŷ with a `probe`."""
+        to y through the rounding (straight through), and Jᵀv at ŷ with a `probe`; `image`
+        receives the uint8 reconstruction."""
         y_var = y.detach().clone().requires_grad_(True)
         with torch.enable_grad():
             r = ste_round(y_var - mu)
             rate = bits(gaussian_likelihood(r, 0.0, sigma)).sum() / pb.pixels
             y_s = (r + mu) * pb.inv_gain
-        grad_s, sse, jv = self._through_g_s(y_s, pb.x, pb.height, pb.width, probe)
+        grad_s, sse, jv = self._through_g_s(y_s, pb.x, pb.height, pb.width, probe, image)
         with torch.enable_grad():
             torch.autograd.backward([rate, y_s], [None, grad_s * pb.weight])
         return float(rate.detach()) + pb.weight * sse, y_var.grad, jv
