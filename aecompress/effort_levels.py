@@ -49,7 +49,7 @@ class Schedule:
 
 
 MAX_EFFORT = 9
-DEFAULT_EFFORT = 0
+DEFAULT_EFFORT = 2
 # Effort level → its refinement (None: the plain encoder).
 # Phase 1 alone: on `valid/` crops the SGA phase after it lost ground at every length tried
 # (benchmarks/effort.md), and the descent stops gaining after about 64 steps.

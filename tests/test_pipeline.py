@@ -238,7 +238,7 @@ def test_fail_fast_reports_the_first_failure_in_input_order(run, tmp_path, monke
 def test_ctrl_c_waits_for_the_write_in_flight(run, tmp_path, monkeypatch):
     sources = images(tmp_path / "src")  # d, b, c, a
     writing = threading.Event()
-    real_finish, real_encode = operations.encode_finish, Codec.encode
+    real_finish, real_analyse = operations.encode_finish, Codec.analyse
 
     def finish(job):
         if Path(job.source).name == "b.png":
@@ -246,14 +246,14 @@ def test_ctrl_c_waits_for_the_write_in_flight(run, tmp_path, monkeypatch):
             time.sleep(0.5)
         return real_finish(job)
 
-    def encode(self, rgb, *args, **kwargs):
+    def analyse(self, rgb, *args, **kwargs):  # every encode, at any effort, starts here
         if rgb.shape[:2] == (33, 70):  # c.png: Ctrl-C while b is being written
             assert writing.wait(10)
             raise KeyboardInterrupt
-        return real_encode(self, rgb, *args, **kwargs)
+        return real_analyse(self, rgb, *args, **kwargs)
 
     monkeypatch.setattr(operations, "encode_finish", finish)
-    monkeypatch.setattr(Codec, "encode", encode)
+    monkeypatch.setattr(Codec, "analyse", analyse)
     r = run("encode", *sources, "-o", tmp_path)
     assert r.exit_code == 130 and r.stderr.strip().splitlines()[-1] == "interrupted"
     assert "Traceback" not in r.output

@@ -433,7 +433,7 @@ def test_ctrl_c_before_writing(run, tmp_path, monkeypatch):
     def interrupt(*_a, **_k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Codec, "encode", interrupt)
+    monkeypatch.setattr(Codec, "analyse", interrupt)  # where every encode starts
     src = png(tmp_path / "a.png")
     r = run("encode", src)
     assert r.exit_code == 130 and "interrupted" in r.stderr
