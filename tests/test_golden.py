@@ -72,6 +72,7 @@ def test_every_shipped_model_has_a_refined_golden_file():
         plain = (GOLDEN / f"{entry.model_id}.aec").read_bytes()
         refined = meta_path.with_suffix(".aec").read_bytes()
         assert refined != plain
-        assert container.unpack(refined)[0].quality == json.loads(
-            (GOLDEN / f"{entry.model_id}.json").read_text()
-        )["quality"]
+        assert (
+            container.unpack(refined)[0].quality
+            == json.loads((GOLDEN / f"{entry.model_id}.json").read_text())["quality"]
+        )
