@@ -81,15 +81,17 @@ def encode_to_target(
     searched from there (`_effort_search`). The file returned always meets the target."""
     report = codec.progress
     try:
+        y_raw = codec.analyse(image.rgb)  # every trial, at every effort, starts from it
         try:
-            found = _search(codec, image, target, reconstruct)
-        except TargetError as e:
-            if not effort or not isinstance(e, _EndMissed):
+            found = _search(codec, image, target, reconstruct, y_raw)
+        except _EndMissed as e:
+            if not effort:
                 raise
-            return _effort_search(codec, image, target, e.centi, effort, None, e)
+            return _effort_search(codec, image, target, y_raw, e.centi, effort, None, e)
         if not effort:
             return found
-        return _effort_search(codec, image, target, round(found.quality * 100), effort, found)
+        start = round(found.quality * 100)
+        return _effort_search(codec, image, target, y_raw, start, effort, found)
     finally:
         codec.progress = report
 
@@ -97,10 +99,9 @@ def encode_to_target(
 class _EndMissed(TargetError):
     """The plain encoder misses the target even at the best end of the range."""
 
-    def __init__(self, message: str, centi: int, y_raw):
+    def __init__(self, message: str, centi: int):
         super().__init__(message)
         self.centi = centi
-        self.y_raw = y_raw
 
 
 # Steps of an effort search, in hundredths of quality: it gallops from the plain encoder's
@@ -112,6 +113,7 @@ def _effort_search(
     codec: Codec,
     image: SourceImage,
     target: Target,
+    y_raw,
     start: int,
     effort: int,
     fallback: TargetResult | None,
@@ -125,7 +127,6 @@ def _effort_search(
     from .imagefile import encode_image
     from .metrics import psnr
 
-    y_raw = codec.analyse(image.rgb) if missed is None else missed.y_raw
     pixels = image.width * image.height
     report, codec.progress = codec.progress, None
     tried: dict[int, tuple[bool, object]] = {}
@@ -179,11 +180,12 @@ def _effort_search(
     return TargetResult(encoded, good / 100, (fallback.trials if fallback else 0) + len(tried))
 
 
-def _search(codec: Codec, image: SourceImage, target: Target, reconstruct: bool) -> TargetResult:
+def _search(
+    codec: Codec, image: SourceImage, target: Target, reconstruct: bool, y_raw
+) -> TargetResult:
     from .imagefile import encode_image
     from .metrics import psnr
 
-    y_raw = codec.analyse(image.rgb)
     pixels = image.width * image.height
     trials = 0
     report, codec.progress = codec.progress, None  # trials report as a whole, not by stage
@@ -207,7 +209,7 @@ def _search(codec: Codec, image: SourceImage, target: Target, reconstruct: bool)
         if not ok:
             best = psnr(image.rgb, enc.rgb)
             message = f"cannot reach {target.describe()}: quality 100 gives {best:.2f} dB"
-            raise _EndMissed(message, hi, y_raw)
+            raise _EndMissed(message, hi)
         if meets(lo)[0]:
             return _finish(codec, image, y_raw, lo, trials, reconstruct)
         # lo misses, hi meets: the smallest quality that meets is one above the last miss.
@@ -219,7 +221,6 @@ def _search(codec: Codec, image: SourceImage, target: Target, reconstruct: bool)
             f"cannot meet {target.describe()}: the smallest file (quality 1) is "
             f"{len(enc.data):,} bytes ({len(enc.data) * 8 / pixels:.4f} bpp)",
             lo,
-            y_raw,
         )
     if meets(hi)[0]:
         return _finish(codec, image, y_raw, hi, trials, reconstruct)
