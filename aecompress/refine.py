@@ -56,7 +56,7 @@ class RefinedLatents:
 
     y: torch.Tensor  # 1×M×h×w gained latent (float)
     z: torch.Tensor  # 1×Nh×h/4×w/4 side latent (float)
-    steps: int  # Adam steps taken
+    steps: int  # steps taken, both phases
     loss: float  # the relaxed cost at the last step (λ·255²·MSE + bpp)
     # H×W×3 uint8 reconstructions from the descent's passes through g_s, of the start (the plain
     # encode's latents) and of the result; None after an annealing phase
@@ -187,7 +187,7 @@ class Refiner:
             weight=float(model.lambdas(position)) * 255**2 / (3 * height * width),
         )
         generator = torch.Generator(device=y.device).manual_seed(seed)
-        total = schedule.descent_steps + schedule.steps
+        total = schedule.total_steps
         done = 0
 
         def tick() -> None:
