@@ -54,10 +54,6 @@ class FrozenGDN(nn.Module):
         b, c, h, w = x.shape
         flat = x.permute(0, 2, 3, 1).reshape(-1, c)  # (B·H·W)×C
         norm = torch.addmm(self.beta, flat * flat, self.gamma_t)
-        if x.requires_grad and torch.is_grad_enabled():
-            # Latent refinement (refine.py) differentiates through g_s: out-of-place ops.
-            out = flat * norm.sqrt() if self.inverse else flat / norm.sqrt()
-            return out.view(b, h, w, c).permute(0, 3, 1, 2)
         norm.sqrt_()
         if self.inverse:
             torch.mul(flat, norm, out=norm)

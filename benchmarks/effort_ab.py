@@ -70,12 +70,20 @@ def main() -> None:
     ap.add_argument("--crop", default="256x320", help="HxW")
     ap.add_argument("--qualities", default="10,40,70,100")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--gradient-dtype",
+        choices=["auto", "float32", "bfloat16"],
+        default="auto",
+        help="precision of g_s's Jᵀ products (auto: as encode chooses)",
+    )
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     checkpoint = load_checkpoint(args.model)
     codec = Codec(checkpoint)
     arms = [parse_arm(a) for a in args.arm]
+    dtype = None if args.gradient_dtype == "auto" else getattr(torch, args.gradient_dtype)
+    refiner = Refiner(codec, gradient_dtype=dtype)
     qualities = [float(q) for q in args.qualities.split(",")]
     crop = tuple(int(v) for v in args.crop.lower().split("x"))
     images = load_crops(args.images, args.count, crop)
@@ -98,7 +106,7 @@ def main() -> None:
                 y = checkpoint.model.apply_gain(y_raw.clone(), q)
             for i, arm in enumerate(arms):
                 t0 = time.perf_counter()
-                r = Refiner(codec).refine(x, rgb.shape[:2], y, q, arm)
+                r = refiner.refine(x, rgb.shape[:2], y, q, arm)
                 seconds[i].append(time.perf_counter() - t0)
                 enc = codec.encode_latents(r.y, r.z, q, rgb.shape[:2])
                 won = true_cost(codec, rgb, enc) < base_cost
@@ -131,6 +139,7 @@ def main() -> None:
     if args.json:
         doc = {"model": checkpoint.model_id, "images": [n for n, _ in images], "crop": crop,
                "qualities": qualities, "threads": args.threads,
+               "gradient_dtype": str(refiner.synthesis.dtype).removeprefix("torch."),
                "plain": {"bpp": bpp0, "psnr": psnr0}, "arms": rows}  # fmt: skip
         args.json.write_text(json.dumps(doc, indent=1) + "\n")
 
