@@ -261,8 +261,8 @@ class Refiner:
         for i in range(schedule.descent_steps):
             # The last pass only measures the cost of the last update: no gradient, which no
             # step would use. The first also probes the Jacobian at the starting point (the
-            # plain encode's latents): diag(JᵀJ), averaged per channel (1×M×1×1), sets the
-            # curvature.
+            # plain encode's latents): diag(JᵀJ), averaged per channel over a window
+            # (1×M×h×w) or the whole image (1×M×1×1), sets the curvature.
             last = i == schedule.descent_steps - 1
             probe = generator if i == 0 and not last else None
             loss, grad, jv = self._hard_cost(pb, current, mu, sigma, probe, image, not last)
