@@ -40,11 +40,15 @@ def fast_gradient_dtype(device: torch.device) -> torch.dtype:
     """bfloat16 on a CPU with hardware bfloat16 arithmetic (AMX tiles or AVX-512 BF16), else
     float32: emulated bfloat16 would be slower than float32. CUDA keeps float32 (not measured
     here)."""
-    if device.type == "cpu" and (
-        torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
-    ):
+    if device.type == "cpu" and (_cpu_has("amx_tile") or _cpu_has("avx512_bf16")):
         return torch.bfloat16
     return torch.float32
+
+
+def _cpu_has(feature: str) -> bool:
+    """torch's own CPU feature probe (private API: a torch without it answers no)."""
+    probe = getattr(torch.cpu, f"_is_{feature}_supported", None)
+    return bool(probe()) if probe is not None else False
 
 
 @dataclass

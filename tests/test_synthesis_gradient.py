@@ -88,3 +88,9 @@ def test_bfloat16_only_where_the_cpu_has_it(monkeypatch, amx, avx512_bf16, expec
     )
     assert fast_gradient_dtype(torch.device("cpu")) == expected
     assert fast_gradient_dtype(torch.device("cuda")) == torch.float32
+
+
+def test_a_torch_without_the_cpu_probes_uses_float32(monkeypatch):
+    monkeypatch.delattr(synthesis_gradient.torch.cpu, "_is_amx_tile_supported")
+    monkeypatch.delattr(synthesis_gradient.torch.cpu, "_is_avx512_bf16_supported")
+    assert fast_gradient_dtype(torch.device("cpu")) == torch.float32
