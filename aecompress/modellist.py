@@ -12,6 +12,7 @@ from .errors import CheckpointError
 from .modelcard import describe_data
 from .modelfile import read_identity
 from .registry import ModelLibrary
+from .training_history import file_history, totals
 
 
 @dataclass
@@ -24,9 +25,13 @@ class ModelReport:
     default: bool  # what `encode` uses without --model
     trained_on: str | None  # from the checkpoint's provenance
     images: int | None
-    steps: str | None
-    training_seconds: float | None
-    device: str | None
+    steps: str | None  # of the last run
+    training_seconds: float | None  # of the last run
+    device: str | None  # of the last run
+    runs: list[dict]  # every run that made the weights, oldest first: {model_id, steps, ...}
+    total_steps: int | None  # over all runs
+    total_seconds: float | None  # over all runs
+    total_devices: list[str]  # short names, in order of first use
     kodak: list[dict]  # [{quality, bpp, psnr}] measured on Kodak, where the index records it
     kodak_command: str | None
 
@@ -56,6 +61,8 @@ def list_models(library: ModelLibrary) -> list[ModelReport]:
         p = ident.provenance
         seconds = p.get("wall_seconds")
         images = p.get("images")
+        runs = file_history(m.path)
+        whole = totals(runs)
         reports.append(
             ModelReport(
                 model_id=m.model_id,
@@ -69,6 +76,10 @@ def list_models(library: ModelLibrary) -> list[ModelReport]:
                 steps=p.get("steps"),
                 training_seconds=float(seconds) if _is_number(seconds) else None,
                 device=p.get("device"),
+                runs=[asdict(r) for r in runs],
+                total_steps=whole.steps if runs else None,
+                total_seconds=whole.seconds if runs else None,
+                total_devices=list(whole.devices),
                 kodak=[asdict(k) for k in m.kodak],
                 kodak_command=m.kodak_command or None,
             )

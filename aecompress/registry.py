@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import CheckpointError, ModelNotFoundError
+from .training_history import TrainingRun
 
 MODEL_ENV = "AECOMPRESS_MODEL"  # the model encode uses by default (a file, an id or a fingerprint)
 MODELS_DIR_ENV = "AECOMPRESS_MODELS"  # folders of extra model files
@@ -58,6 +59,7 @@ class ModelFile:
     source: str  # FROM_ARGUMENT, FROM_MODEL_ENV, FROM_PACKAGE or FROM_MODELS_DIR
     kodak: tuple[KodakPoint, ...] = ()  # from the package index, where it records them
     kodak_command: str = ""  # the command that measured them
+    history: tuple[TrainingRun, ...] = ()  # every run that made it, where the index records them
 
     def names(self, model_id: str, fingerprint: bytes) -> bool:
         return self.model_id == model_id and self.fingerprint == fingerprint.hex()
@@ -132,6 +134,7 @@ def _index_entry(folder: Path, e: dict) -> ModelFile:
             for p in kodak.get("points", [])
         ),
         kodak_command=str(kodak.get("command", "")),
+        history=tuple(TrainingRun.from_dict(r) for r in e.get("history", [])),
     )
 
 

@@ -114,6 +114,24 @@ def test_declared_floors_cover_the_features_used():
                 assert floors.get(package, (0,)) >= since, f"{package} floor below {feature}"
 
 
+def test_the_test_extra_installs_what_the_tests_would_skip_without():
+    """`pip install -e ".[test]"` (the README's test command) must install every optional module
+    a test skips without, or that test never runs where the suite is run."""
+    import re
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extra = extra["optional-dependencies"]["test"]
+    installed = {re.match(r"[A-Za-z0-9_.-]+", d).group(0).lower() for d in extra}
+    skipped = set()
+    for path in (ROOT / "tests").glob("*.py"):
+        skipped |= set(re.findall(r"importorskip\(\"([A-Za-z0-9_]+)", path.read_text()))
+    standard = set(sys.stdlib_module_names)
+    assert skipped - standard, "no optional module found: the pattern no longer matches"
+    assert sorted(skipped - standard - installed) == []
+
+
 def test_installed_wheel_works_from_any_folder(wheel, tmp_path):
     """Installed apart from the checkout, run from an unrelated folder with no model settings:
     models are found inside the installed package, and encode / decode / info / models work."""

@@ -487,9 +487,7 @@ def _models_table(reports):
         if r.default:
             model.append("\ndefault", style="bold")
         trained_on = f"{r.images} images" if r.images else "-"
-        when = ", ".join(x for x in (_minutes(r.training_seconds), _short_device(r.device)) if x)
-        steps = f"{r.steps.split()[0]} steps" if r.steps else ""
-        training = "\n".join(x for x in (steps, when) if x)
+        training = _training_cell(r)
         kodak = "-"
         if r.kodak:
             lo, hi = r.kodak[0], r.kodak[-1]
@@ -501,8 +499,13 @@ def _models_table(reports):
     return t
 
 
-def _short_device(device: str | None) -> str | None:
-    return device.split(" (")[0] if device else None  # "cpu (2 threads, ...)" -> "cpu"
+def _training_cell(r) -> str:
+    """The whole history: every run that made the weights, not only the last one."""
+    if r.total_steps is None:
+        return ""
+    runs = f"{len(r.runs)} runs, " if len(r.runs) > 1 else ""
+    when = ", ".join(x for x in (_minutes(r.total_seconds), "+".join(r.total_devices)) if x)
+    return f"{runs}{r.total_steps:,} steps\n{when}"
 
 
 def _minutes(seconds: float | None) -> str | None:
