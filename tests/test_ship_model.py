@@ -180,6 +180,10 @@ def test_a_better_candidate_ships(script, work, monkeypatch, capsys):
     assert shipped.provenance == {**trained.provenance, "trained_as": trained.model_id}
     assert raw["default"] == NEW and raw["lineage"] == NEW
     assert entry["file"] == f"{NEW}.pt"
+    # Its training history ends with the run that made it, under the id it ships as.
+    last = entry["history"][-1]
+    assert last["model_id"] == NEW and last["steps"] == int(trained.provenance["steps"])
+    assert last["seconds"] == float(trained.provenance["wall_seconds"])
     command = (
         f"python3 benchmarks/ship_model.py ../runs/better.pt --model-id {NEW} --kodak ../kodak "
         f"--valid ../valid --threads 1 --lineage --report {report}"

@@ -7,12 +7,14 @@ import json
 import shutil
 import textwrap
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import AecError
 from ..fileio import write_atomic
 from ..modelfile import read_identity
 from ..registry import INDEX_FILE, read_index
+from ..training_history import TrainingRun, file_history
 from .candidate import check_shippable, mebibytes
 from .common import CURRENT_DEFAULT, README_BLOCK, TABLE_BLOCK, GoldenWriter, RepoLayout
 from .comparison import Comparison, SetComparison, percent
@@ -43,9 +45,13 @@ def _quality(q: float) -> int | float:
     return int(q) if float(q).is_integer() else q
 
 
-def index_entry(comparison: Comparison) -> dict:
-    """The models.json entry, rounded as the existing entries are."""
+def index_entry(comparison: Comparison, runs: Sequence[TrainingRun] = ()) -> dict:
+    """The models.json entry, rounded as the existing entries are, with every training run that
+    made the weights (`aecompress models` shows their total)."""
     kodak = comparison.kodak.candidate
+    history = [asdict(r) for r in runs]
+    if history:  # the last run exported the file under the id it was trained as
+        history[-1]["model_id"] = kodak.model_id
     return {
         "model_id": kodak.model_id,
         "file": f"{kodak.model_id}.pt",
@@ -58,17 +64,20 @@ def index_entry(comparison: Comparison) -> dict:
                 for p in kodak.points
             ],
         },
+        **({"history": history} if history else {}),
     }
 
 
-def index_text(raw: dict, comparison: Comparison, lineage: bool) -> str:
+def index_text(
+    raw: dict, comparison: Comparison, lineage: bool, runs: Sequence[TrainingRun] = ()
+) -> str:
     """models.json with the candidate added and made the default (and the lineage's start)."""
     model_id = comparison.candidate_id
     head = {"default": model_id}
     if lineage or "lineage" in raw:  # kept beside "default", where a reader looks for it
         head["lineage"] = model_id if lineage else raw["lineage"]
     rest = {k: v for k, v in raw.items() if k not in head}
-    rest["models"] = [*raw["models"], index_entry(comparison)]
+    rest["models"] = [*raw["models"], index_entry(comparison, runs)]
     return json.dumps({**head, **rest}, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -302,7 +311,7 @@ def ship(
     _check_measured_file(Path(model_file), comparison)
     # Every text first: a missing marker refuses before the first file changes.
     raw = json.loads(layout.index.read_text(encoding="utf-8"))
-    new_index = index_text(raw, comparison, lineage)
+    new_index = index_text(raw, comparison, lineage, file_history(Path(model_file)))
     sizes = {p.name: p.stat().st_size for p in layout.pretrained.glob("*.pt")}
     sizes[f"{model_id}.pt"] = size
     recorded_report = None if report is None else layout.recorded(report)
