@@ -127,9 +127,9 @@ def shipped_start() -> str:
 def resolve_start(config: LineageConfig) -> Path:
     """The start model's file: a path, or the id / fingerprint of a model `encode --model`
     would find (the shipped ones among them)."""
-    from .registry import ModelLibrary
+    from .registry import find_model
 
-    return ModelLibrary().encoder_model(config.start)
+    return find_model(config.start, "the lineage's start")
 
 
 # ----- sessions ------------------------------------------------------------------------------
@@ -187,10 +187,13 @@ def plan_session(
     folder = root / SESSIONS / f"{index:04d}"
     stamp = date or time.strftime("%Y%m%d", time.gmtime())
     valid = [a for v in config.valid for a in ("--valid", v)]
+    # --export-always: a session exports its own weights even when they do not beat its start
+    # on valid/ (it reports the comparison), or the lineage would never move; whether it goes
+    # forward is benchmarks/ship_model.py's call.
     args = [
         "train", *config.data, *valid, "--out", str(folder), "--init", start,
         *config.recipe.train_args(), "--model-id", f"{config.model_prefix}-{stamp}-s{index:04d}",
-        *common,
+        "--export-always", *common,
     ]  # fmt: skip
     what = f"session {exported[-1].index}'s model" if exported else f"the start model {start}"
     return SessionPlan(folder, args, f"session {index} from {what}", False)

@@ -51,11 +51,29 @@ def _sources(entries) -> str | None:
     return "; ".join(parts)
 
 
-_SELECTED = {
-    "last": "the last step's",
-    "average": "the weight average (it validated better than the last step's weights)",
-    "best validation": "those of the best periodic validation",
+_WEIGHTS = {
+    "last": "the last step's weights",
+    "average": "the weight average",
+    "best validation": "the weights of the best periodic validation",
+    "start": "the starting weights (the trained ones did not beat them)",
 }
+
+
+def _selected(p: dict[str, str]) -> str:
+    """Which weights were exported, and only what was compared to choose them."""
+    kind = p["selected_weights"]
+    text = _WEIGHTS.get(kind, kind)
+    if kind == "start":
+        return text
+    compared = _json(p, "selection")
+    if "validation" not in p:
+        return text + " (not compared with other candidates: nothing was validated)"
+    if not isinstance(compared, list):  # a model from before the field: chosen by validation
+        return text + " (chosen by validation)"
+    others = [_WEIGHTS.get(k, k) for k in compared if k != kind]
+    if not others:
+        return text + " (the only candidate validated)"
+    return text + f" (it validated better than {' and '.join(others)})"
 
 
 def _batch(tc: dict, processes: int) -> str:
@@ -127,12 +145,98 @@ def _session_device(session: dict) -> str:
     return f"{processes} processes, {device} each" if processes != 1 else device
 
 
+def _warnings(p: dict[str, str]) -> list[str]:
+    """What the run that made (or kept) the model warned about, at the top of the card."""
+    if not p.get("warning"):
+        return []
+    lines = [f"> **Warning:** {_cell(w)}" for w in p["warning"].split("\n") if w.strip()]
+    return [*"\n>\n".join(lines).split("\n"), ""]
+
+
+def _figures_table(figures: list[dict]) -> list[str]:
+    lines = ["| quality | bpp | PSNR (dB) |", "| ---: | ---: | ---: |"]
+    return lines + [f"| {f['quality']:g} | {f['bpp']:.4f} | {f['psnr']:.2f} |" for f in figures]
+
+
+def _check(p: dict[str, str]) -> list[str]:
+    """A run without --valid: nothing was validated; what its check on training images gave."""
+    check = _json(p, "check")
+    if not isinstance(check, dict) or not check.get("figures"):
+        return []
+    return [
+        "## Not validated",
+        "",
+        "No validation images were given (`--valid`), so this model was not validated. As a "
+        "check that it works at all, it was encoded and decoded through the real codec on "
+        f"{p.get('check_data') or 'training images'}: images it was trained on, so these "
+        "figures do not say how it does on others.",
+        "",
+        *_figures_table(check["figures"]),
+        "",
+    ]
+
+
+def _comparison(c: dict, kept: bool) -> list[str]:
+    """The start and the trained weights, measured on the same images."""
+    start, trained = c.get("start_figures") or {}, c.get("trained_figures") or {}
+    if not start.get("figures") or not trained.get("figures"):
+        return []
+    lines = [
+        "| quality | start bpp | start PSNR (dB) | trained bpp | trained PSNR (dB) |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s, t in zip(start["figures"], trained["figures"], strict=False):
+        lines.append(
+            f"| {s['quality']:g} | {s['bpp']:.4f} | {s['psnr']:.2f} | {t['bpp']:.4f} | "
+            f"{t['psnr']:.2f} |"
+        )
+    verdict = (
+        "the trained weights did not beat the start, so the start was kept"
+        if kept
+        else "the trained weights beat the start"
+        if trained.get("score", 0) < start.get("score", 0)
+        else "the trained weights did not beat the start, and were exported anyway "
+        "(`--export-always`)"
+    )
+    return [
+        f"Start: {_cell(c.get('start'))}. Both measured through the real codec on "
+        f"{c.get('images')}. Scores (mean of λ(q)·MSE + bpp, lower is better): start "
+        f"{start.get('score', float('nan')):.4f}, trained {trained.get('score', float('nan')):.4f}"
+        f": {verdict}.",
+        "",
+        *lines,
+        "",
+    ]
+
+
+def _against_start(p: dict[str, str]) -> list[str]:
+    c = _json(p, "start_comparison")
+    if isinstance(c, dict):
+        body = _comparison(c, kept=False)
+        return ["## Against the start", "", *body] if body else []
+    k = _json(p, "kept_by_run")
+    if not isinstance(k, dict):
+        return []
+    body = _comparison(k.get("comparison") or {}, kept=True)
+    command = f" (`{_cell(k['command'])}`)" if k.get("command") else ""
+    return [
+        "## Kept by a training run",
+        "",
+        f"A training run{command} started from this model and trained {k.get('steps')} steps; "
+        "its weights did not beat this model, so the run's model.pt is this model, unchanged "
+        "(same id and fingerprint).",
+        "",
+        *body,
+    ]
+
+
 def render_model_card(ckpt: Checkpoint) -> str:
     p = ckpt.provenance
     c = ckpt.config
     lines = [
         f"# {ckpt.model_id}",
         "",
+        *_warnings(p),
         "A learned image compression model for `aecompress`: the mean-scale hyperprior of Minnen, "
         "Ballé & Toderici (2018) with one model for the whole quality range (per-channel gain "
         "vectors), fp16 weights and integer coding tables.",
@@ -163,9 +267,7 @@ def render_model_card(ckpt: Checkpoint) -> str:
         rows.append(("seed", str(tc.get("seed"))))
     rows.append(("objective", _objective(tc)))
     if p.get("selected_weights"):
-        rows.append(
-            ("exported weights", _SELECTED.get(p["selected_weights"], p["selected_weights"]))
-        )
+        rows.append(("exported weights", _selected(p)))
     data = describe_data(p)
     if data:
         rows.append(("data", data))
@@ -229,6 +331,8 @@ def render_model_card(ckpt: Checkpoint) -> str:
                 f"better): {score:.4f}.",
             ]
         lines.append("")
+    lines += _check(p)
+    lines += _against_start(p)
     other = {
         k: v
         for k, v in p.items()
@@ -237,7 +341,8 @@ def render_model_card(ckpt: Checkpoint) -> str:
             "command", "steps", "selected_step", "train_config", "data", "images", "init",
             "sessions", "wall_seconds", "device", "precision", "torch", "aecompress",
             "created", "validation", "valid_data", "speed", "time_budget", "selected_weights",
-            "exported_from", "processes",
+            "exported_from", "processes", "selection", "check", "check_data", "outcome",
+            "start_comparison", "warning", "kept_by_run",
         }
     }  # fmt: skip
     if other:

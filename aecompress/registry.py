@@ -280,18 +280,23 @@ class ModelLibrary:
             else:
                 self.resolve(str(value), FROM_ARGUMENT)
 
-    def resolve(self, choice: str, source: str) -> Path:
-        """A model file, or the id or fingerprint of an available model → its file."""
+    def resolve(self, choice: str, source: str, files: str = "a model file") -> Path:
+        """A model file, or the id or fingerprint of an available model → its file.
+
+        source: the option or variable that gave `choice`, for the message; files: what a file
+        given there may be (`train --init` also takes a training state)."""
         if Path(choice).is_file():
             return Path(choice)
         if Path(choice).suffix != MODEL_SUFFIX and os.sep not in choice:
             for m in self._candidates():  # the first in search order with that id
                 if choice in (m.model_id, m.fingerprint):
                     return m.path
+        default = ""
+        if source in (FROM_ARGUMENT, FROM_MODEL_ENV):  # the options that pick encode's model
+            default = f"; the default model is used without {FROM_ARGUMENT} and ${MODEL_ENV}"
         raise CheckpointError(
-            f"model file not found: {choice} ({source}: a model file, or the id or fingerprint "
-            f"of a model listed by `aecompress models`; the default model is used without "
-            f"{FROM_ARGUMENT} and ${MODEL_ENV})"
+            f"model file not found: {choice} ({source}: {files}, or the id or fingerprint "
+            f"of a model listed by `aecompress models`{default})"
         )
 
     def encoder_model(self, choice: str | Path | None = None) -> Path:
@@ -326,6 +331,13 @@ class ModelLibrary:
             f"looked in: {self.describe_places()}; put its model file in ${MODELS_DIR_ENV} "
             f"or pass {FROM_ARGUMENT} PATH"
         )
+
+
+def find_model(choice: str | Path, option: str, files: str = "a model file") -> Path:
+    """The one lookup behind every option that takes a model (`encode`/`decode`/`bench --model`,
+    `train --init`, `lineage run --start`): a file, or the id or fingerprint of a model that
+    `aecompress models` lists; CheckpointError naming `option` when there is none."""
+    return ModelLibrary().resolve(str(choice), option, files)
 
 
 def default_model_path() -> Path:

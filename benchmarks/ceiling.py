@@ -115,6 +115,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         data=list(args.data), out_dir=args.out, config=config, model_config=model_config,
         valid=find_images([args.valid])[:: args.valid_every_nth], init=Path(start),
         device="cpu", model_id=f"ceiling-{args.arm}", force=args.force, command=command,
+        export_always=True,  # the arm's own weights, even where they lose to the start
     )  # fmt: skip
     report = run_training(opts, given=given, reporter=ConsoleReporter(Console(stderr=True)))
     print(f"{args.arm}: {report.steps} steps, exported {report.model_path}")

@@ -81,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         data=list(args.data), out_dir=args.out, config=config,
         model_config=ModelConfig(N=args.N, M=args.M, Nh=args.Nh), valid=valid, init=args.init,
         device="cpu", model_id=args.model_id or f"conv-{args.arm}", force=args.force,
-        command=command,
+        command=command, export_always=True,  # the arm's own weights, even where they lose
     )  # fmt: skip
     report = run_training(opts, reporter=ConsoleReporter(Console(stderr=True)))
     print(f"{args.arm}: {report.steps} steps, exported {report.model_path}")

@@ -193,3 +193,58 @@ def test_a_new_default_in_the_index_keeps_the_old_default_files_decodable(
     for name in ("tiny-a", "tiny-b"):
         decoded = np.asarray(Image.open(out / f"{name}.aec.png").convert("RGB"))
         assert np.array_equal(decoded, expected_pixels(tmp_path / f"{name}.aec", models[name]))
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("by", ["id", "fingerprint", "file"])
+def test_every_option_that_takes_a_model_takes_a_file_an_id_or_a_fingerprint(
+    run, models, tmp_path, by
+):
+    """`train --init`, `bench --model`, `encode --model` and a lineage's start find a model
+    through the one lookup (`registry.find_model`)."""
+    from aecompress import lineage
+    from aecompress.registry import find_model
+
+    path = models["tiny-a"]
+    choice = {
+        "id": "tiny-a",
+        "fingerprint": load_checkpoint(path).fingerprint.hex(),
+        "file": str(path),
+    }[by]
+    env = {MODELS_DIR_ENV: str(path.parent), MODEL_ENV: None}
+    src = tmp_path / "p.png"
+    Image.fromarray(photo_like(64, 64, 4)).save(src)
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(photo_like(64, 64, 5)).save(data / "0.png")
+
+    r = run("train", data, "--out", tmp_path / "run", "--init", choice, "--steps", 1,
+            "--batch-size", 2, "--patch-size", 64, "--export-always", env=env)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert (
+        load_checkpoint(tmp_path / "run" / "model.pt")
+        .provenance["init"]
+        .startswith(f"{path} (model tiny-a, ")
+    )
+    r = run("bench", src, "--codecs", "aec", "--qualities", "50", "--model", choice,
+            "--json", tmp_path / "b.json", env=env)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "b.json").read_text())["machine"]["model_id"] == "tiny-a"
+    r = run("encode", src, "-o", tmp_path / "p.aec", "--model", choice, env=env)
+    assert r.exit_code == 0, r.output
+    assert container.unpack((tmp_path / "p.aec").read_bytes())[0].model_id == "tiny-a"
+    config = lineage.LineageConfig(data=[str(data)], valid=[], start=choice)
+    assert lineage.resolve_start(config) == find_model(choice, "--model") == path
+
+
+def test_an_unknown_model_for_init_is_one_line(run, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(photo_like(64, 64, 5)).save(data / "0.png")
+    r = run("train", data, "--out", tmp_path / "run", "--init", "no-such-model", "--steps", 1)
+    assert r.exit_code == 1
+    assert r.stderr.strip() == (
+        "error: model file not found: no-such-model (--init: a model file or training state, "
+        "or the id or fingerprint of a model listed by `aecompress models`)"
+    )
+    assert not (tmp_path / "run").exists()

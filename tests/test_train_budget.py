@@ -231,3 +231,83 @@ def test_a_state_without_progress_resumes_under_a_budget_from_its_own_step_plan(
                  if re.search(r" step 21 ", ln))  # fmt: skip
     # 10% into the plan: the rate still holds at the peak (an old fallback read 100%).
     assert float(re.search(r"lr (\S+)", first).group(1)) == pytest.approx(1e-3)
+
+
+class FakeClock:
+    """time.monotonic and time.perf_counter for a run whose every part costs a set time."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def costs(self, seconds: float, function):
+        """`function`, taking `seconds` of this clock on each call."""
+
+        def timed(*args, **kwargs):
+            self.now += seconds
+            return function(*args, **kwargs)
+
+        return timed
+
+
+def fake_clock_run(tmp_path, monkeypatch, packing_s: float = 0.0):
+    """A 60 s budget on a fake clock: loading 3 s, each export's calibration and measurement
+    2 s each, a training step 5 s (as the default model's on two cores), writing state.pt
+    0.2 s, model.pt 0.1 s; packing the images `packing_s`. Returns the clock and the run."""
+    import aecompress.training.finish as finish_module
+    import aecompress.training.loop as loop_module
+    import aecompress.training.run as run_module
+    from aecompress.config import ModelConfig, TrainConfig
+    from aecompress.training.options import TrainOptions
+
+    clock = FakeClock()
+    monkeypatch.setattr(time, "monotonic", clock)
+    monkeypatch.setattr(time, "perf_counter", clock)
+    for module, name, seconds in [
+        (run_module, "load_dataset", 3.0), (run_module, "export_trained", 2.0),
+        (run_module, "validate_checkpoint", 2.0), (loop_module, "rd_loss", 5.0),
+        (loop_module, "save_state", 0.2), (finish_module, "save_checkpoint", 0.1),
+        (run_module, "ImageSet", packing_s),
+    ]:  # fmt: skip
+        monkeypatch.setattr(module, name, clock.costs(seconds, getattr(module, name)))
+    opts = TrainOptions(
+        data=[make_images(tmp_path / "data")], out_dir=tmp_path / "run",
+        config=TrainConfig(batch_size=2, patch_size=64, warmup=1, log_every=100),
+        model_config=ModelConfig(N=8, M=8, Nh=8), time_budget=60.0, started=clock.now,
+    )  # fmt: skip
+    return clock, opts
+
+
+def test_the_budget_holds_the_whole_command_on_a_fake_clock(tmp_path, monkeypatch):
+    """The accounting, whatever the machine's speed: the trial export (2 + 2 s) sets the
+    room kept for the end (1 candidate × 4 s × 1.25 + 1 s for the files), so training ends by
+    60 - 6 = 54 s; a step takes 5 s and none is started that would end past that, so the 9th
+    ends at 3 + 4 + 9 × 5 = 52 s, and the export and files end before 60 s."""
+    from aecompress.training.run import run_training
+
+    clock, opts = fake_clock_run(tmp_path, monkeypatch)
+    started = clock.now
+    report = run_training(opts, note=lambda s: None, warn=lambda s: None)
+    assert clock.now - started <= 60.0, f"{clock.now - started:.1f} s of a 60 s budget"
+    assert report.steps == 9 == read_state(tmp_path / "run" / "state.pt").step
+    assert clock.now - started == pytest.approx(3 + 4 + 9 * 5 + 0.2 + 4 + 0.1)
+
+
+def test_a_run_that_trains_no_step_exports_nothing(tmp_path, monkeypatch):
+    """Starved of time (here, packing the images outlasts the deadline), a run trains 0 steps:
+    it says so and exports nothing, rather than an untrained model."""
+    from aecompress.errors import AecError
+    from aecompress.training.run import run_training
+
+    _, opts = fake_clock_run(tmp_path, monkeypatch, packing_s=50.0)
+    with pytest.raises(AecError) as e:
+        run_training(opts, note=lambda s: None, warn=lambda s: None)
+    assert str(e.value) == (
+        "no training step fitted in the time budget: nothing was trained, so nothing is "
+        f"exported ({tmp_path / 'run' / 'state.pt'} holds the starting point); give a longer "
+        "--time-budget or more --steps"
+    )
+    assert not (tmp_path / "run" / "model.pt").exists()
+    assert read_state(tmp_path / "run" / "state.pt").step == 0

@@ -116,3 +116,26 @@ def test_a_chain_of_files_is_followed_through_each_init(tmp_path):
     _model_file(tmp_path / "d.pt", 4, "tiny-d",
                 {**run, "steps": "5", "init": init_b, HISTORY_KEY: dump_runs([FIRST])})  # fmt: skip
     assert [r.model_id for r in file_history(tmp_path / "d.pt")] == ["m-1", "tiny-d"]
+
+
+def test_a_run_from_a_model_carries_the_runs_that_made_it(tmp_path):
+    """`train --init` writes the start's whole history into the new model's provenance, so the
+    chain survives its files: the second run's model lists both runs after the first is gone."""
+    from conftest import TINY_ARGS, make_images, train_cli
+
+    from aecompress.training_history import file_history
+
+    data = make_images(tmp_path / "data", count=2)
+    first, second = tmp_path / "first", tmp_path / "second"
+    r = train_cli(data, "--out", first, "--steps", 2, *TINY_ARGS, "--model-id", "tiny-first")
+    assert r.exit_code == 0, r.output
+    assert HISTORY_KEY not in read_identity(first / "model.pt").provenance  # from scratch
+    args = ["--steps", 3, "--batch-size", 2, "--patch-size", 64, "--export-always"]
+    r = train_cli(data, "--out", second, *args, "--init", first / "model.pt",
+                  "--model-id", "tiny-second")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    provenance = read_identity(second / "model.pt").provenance
+    assert [r.model_id for r in parse_runs(provenance[HISTORY_KEY])] == ["tiny-first"]
+    (first / "model.pt").unlink()
+    runs = file_history(second / "model.pt")
+    assert [(r.model_id, r.steps) for r in runs] == [("tiny-first", 2), ("tiny-second", 3)]

@@ -64,7 +64,8 @@ def run(
         str | None,
         typer.Option(
             metavar="MODEL",
-            help="The model a new lineage starts from (file or id) [default: the model "
+            help="The model a new lineage starts from (a file, or the id or fingerprint of one "
+            "that `aecompress models` lists) [default: the model "
             "models.json names as the lineage's, else aec-hp-n64-cpu-2026.11c].",
             show_default=False,
         ),

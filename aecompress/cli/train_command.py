@@ -59,10 +59,11 @@ def train(
         str | None,
         typer.Option(
             metavar="TIME",
-            help="Wall-clock time for the whole command, such as 7m30s, 90s or 1.5h: loading, "
-            "training and the export, for which it keeps time (measured by exporting once "
-            "before training). The learning rate follows the clock, so the anneal ends when "
-            "the run does. Without --steps there is no step limit.",
+            help="Wall-clock time for the whole command, such as 7m30s, 90s or 1.5h, from the "
+            "start of the process: loading, training, and the export and its measurement, for "
+            "which it keeps time (measured by exporting once before training); no step starts "
+            "that would end too late. The learning rate follows the clock, so the anneal ends "
+            "when the run does. Without --steps there is no step limit.",
             show_default=False,
         ),
     ] = None,
@@ -171,7 +172,9 @@ def train(
             help="Validation images (file or folder, repeatable), encoded and decoded through "
             f"the real codec at qualities {_QUALITIES}; of the last step's weights, their "
             "running average and those of the best periodic validation, the one with the best "
-            "score (mean of lambda·MSE + bpp) is exported.",
+            "score (mean of lambda·MSE + bpp) is exported. Without --valid nothing is "
+            "validated: the exported weight average is only checked on 4 training images "
+            "(128-px centre crops), and the report and model card say so.",
             show_default=False,
         ),
     ] = None,
@@ -209,14 +212,28 @@ def train(
         ),
     ] = None,
     init: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            metavar="FILE",
-            help="Fine-tune: start from the weights of a state.pt / best.pt or a shipped model "
-            "file, with a fresh optimizer and schedule.",
-            dir_okay=False,
+            metavar="MODEL",
+            help="Fine-tune: start from a model (a file, or the id or fingerprint of one that "
+            "`aecompress models` lists) or the weights of a state.pt / best.pt, with a fresh "
+            "optimizer and schedule. The start is measured first, and the trained weights "
+            "exported only if they score better on the --valid images; else model.pt is the "
+            "start, unchanged, and the run says so. Without --valid they are compared on the "
+            "4 training images of the check, which favours them and is too small to rank "
+            "close models: exported unless 10% or more worse (then the start is kept), with "
+            "a warning when not better.",
+            show_default=False,
         ),
     ] = None,
+    export_always: Annotated[
+        bool,
+        typer.Option(
+            "--export-always",
+            help="With --init: export the trained weights even when they do not beat the "
+            "start (the comparison is still reported, and a far worse model warned about).",
+        ),
+    ] = False,
     export_from: Annotated[
         Path | None,
         typer.Option(
@@ -237,11 +254,15 @@ def train(
         ),
     ] = False,
     model_id: Annotated[
-        str,
+        str | None,
         typer.Option(
-            metavar="ID", help="Model id written into the checkpoint and every .aec file."
+            metavar="ID",
+            help="Model id written into the checkpoint and every .aec file (at most 32 "
+            "characters) [default: aec-hp-custom-DATE-HASH: the export's UTC date and 8 hex "
+            "digits of a hash of its weights, so that two different models never share it].",
+            show_default=False,
         ),
-    ] = "aec-hp-custom",
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Start over in a --out that holds a run.")
     ] = False,
@@ -253,10 +274,19 @@ def train(
     Trains on CUDA when present, and writes a checkpoint usable with --model and its model
     card to --out. Ctrl-C saves the state; --resume continues the run. On several GPUs or
     machines: torchrun --nproc-per-node 8 -m aecompress train ... (one process per GPU).
+
+    At the end it says what it measured: the exported model on the --valid images (else,
+    not validated, on 4 training images), against the start with --init. It warns loudly
+    (last on stderr, and at the top of the model card) when the model is far from usable,
+    below 25 dB PSNR at quality 50 where a working one gives 30 or more, or, exported with
+    --export-always, scores 10% or more worse than its start. A run that trains no step
+    exports nothing (exit 1).
     """
     import shlex
     import sys
     import time
+
+    from ..training.budget import command_started
 
     with guard():
         set_verbosity(quiet, verbose)
@@ -313,7 +343,9 @@ def train(
         model_config=ModelConfig(N=n, M=m, Nh=nh, lambdas=lambdas),
         valid=list(valid or []), resume=resume, init=init, device=device, bf16=bf16,
         model_id=model_id, force=force, command=command, time_budget=budget,
-        started=STARTED if main_command else time.monotonic(), export_from=export_from,
+        # The whole command counts: from the process's start when it is this command's.
+        started=command_started(STARTED) if main_command else time.monotonic(),
+        export_from=export_from, export_always=export_always,
     )  # fmt: skip
     with guard():
         set_verbosity(quiet, verbose)  # each guard resets it on the way out
@@ -338,24 +370,45 @@ def train(
 
 
 def _print_report(report) -> None:
-    """What the run exported, on stdout: the model, its card, its validation table."""
+    """What the run exported and measured, on stdout: the model, its card, the figures on the
+    images it was measured on (beside the start's, with --init), and the verdict in a line."""
     weights = (
         "" if report.selected_step == report.steps else f", weights of step {report.selected_step}"
     )
     speed = f" at {report.steps_per_s:.1f} it/s" if report.steps_per_s > 0 else ""
-    out.print(
-        f"exported {report.model_path} ({report.model_id}, {report.fingerprint}): "
-        f"{report.steps} steps{weights}, {report.elapsed:.0f} s of training{speed}",
-        soft_wrap=True,
-    )
+    if report.kept_start:
+        out.print(
+            f"kept the start as {report.model_path} ({report.model_id}, {report.fingerprint}), "
+            f"unchanged: {report.steps} steps ({report.elapsed:.0f} s of training{speed}) did "
+            "not beat it",
+            soft_wrap=True,
+        )
+    else:
+        out.print(
+            f"exported {report.model_path} ({report.model_id}, {report.fingerprint}): "
+            f"{report.steps} steps{weights}, {report.elapsed:.0f} s of training{speed}",
+            soft_wrap=True,
+        )
     out.print(f"model card {report.card_path}", soft_wrap=True)
-    if report.validation is not None:
+    if report.measured is not None:
         from rich.table import Table
 
-        table = Table("quality", "bpp", "PSNR (dB)", title="validation (real files)")
-        for f in report.validation.figures:
-            table.add_row(f"{f.quality:g}", f"{f.bpp:.4f}", f"{f.psnr:.2f}")
+        # Without --valid: a check on training images; the summary line says it in full.
+        title = "validation (real files)" if report.validated else "check (real files)"
+        columns = ["quality", "bpp", "PSNR (dB)"]
+        if report.start is not None:
+            columns = ["quality", "trained bpp", "trained PSNR", "start bpp", "start PSNR"]
+        table = Table(*columns, title=title)
+        starts = report.start.figures if report.start is not None else [None] * 99
+        for f, s in zip(report.measured.figures, starts, strict=False):
+            row = [f"{f.quality:g}", f"{f.bpp:.4f}", f"{f.psnr:.2f}"]
+            if s is not None:
+                row += [f"{s.bpp:.4f}", f"{s.psnr:.2f}"]
+            table.add_row(*row)
         out.print(table)
+        out.print(report.summary, soft_wrap=True)
+    for w in report.warnings:  # last, where they are seen
+        warn(w)
 
 
 def _times(budget: str | None, checkpoint_every: str, valid_every: str):

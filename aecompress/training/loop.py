@@ -34,6 +34,7 @@ from ..errors import AecError
 from ..model import HyperpriorModel, ModelConfig, interpolate_levels
 from ..recipe import LevelNormaliser, SpikeClip, WeightAverage, learning_rate
 from ..validate import ValidationResult, frozen_copy
+from .budget import StepTimes
 from .data import CropNoise, DataSource, ImageSet, training_batch
 from .distributed import Control, Coordinator, lost_contact
 from .progress import Reporter, Silent, StepStats, estimate_seconds_left
@@ -199,13 +200,16 @@ def train(
     run_info: Mapping[str, Any] | None = None,
     deadline: float | None = None,
     coordinator: Coordinator | None = None,
+    validation_seconds: float = 0.0,
 ) -> TrainResult:
     """Train from scratch, from `init_weights`, or on from `resume` (whose model config wins).
 
     The run ends at cfg.steps (0: no step limit), after cfg.train_seconds of training time, or
     at `deadline` (a time.monotonic() value), whichever comes first. With a deadline the
     schedule runs over wall-clock time: its progress goes from where a resumed run left it to
-    1 at the deadline, so the anneal ends when the run does.
+    1 at the deadline, so the anneal ends when the run does; no step starts that would end past
+    it (`StepTimes`), nor a periodic validation (`validation_seconds`: the expected seconds of
+    one, until one is timed).
 
     Writes out_dir/state.pt every `checkpoint_every` steps and `checkpoint_seconds` seconds, at
     the end and when stopped by SIGINT / SIGTERM (then raises KeyboardInterrupt);
@@ -291,6 +295,7 @@ def train(
             p_begin = step_progress(step, planned) if planned.steps > 0 else 0.0
         p_begin = min(1.0, max(0.0, p_begin))
     pixels_per_step = cfg.batch_size * cfg.patch_size**2
+    step_times = StepTimes()  # of this session's steps: none starts that would end too late
     next_valid = math.inf  # training seconds at which the next timed validation is due
     if cfg.valid_seconds > 0:
         next_valid = (math.floor(elapsed / cfg.valid_seconds) + 1) * cfg.valid_seconds
@@ -301,8 +306,8 @@ def train(
 
     def progress_now() -> float:
         """How far through the schedule the run is (0..1)."""
-        if budgeted:
-            span = deadline - t_begin
+        if budgeted:  # 1 where the last step that fits starts
+            span = deadline - step_times.estimate() - t_begin
             done = (time.monotonic() - t_begin) / span if span > 0 else 1.0
             return p_begin + (1 - p_begin) * min(1.0, done)
         if timed:
@@ -321,7 +326,11 @@ def train(
             return True
         if timed and training_seconds() >= cfg.train_seconds:
             return True
-        return budgeted and time.monotonic() >= deadline
+        return budgeted and time.monotonic() + step_times.estimate() >= deadline
+
+    def validation_fits() -> bool:
+        """Whether a periodic validation would end before the deadline (always without one)."""
+        return not budgeted or time.monotonic() + validation_seconds <= deadline
 
     def control(stop: _StopRequest) -> Control:
         """Where the run stands, as process 0 sees it (alone: as this process sees it)."""
@@ -407,6 +416,7 @@ def train(
                     )
                     coord.wait()  # the others leave once the state is written
                     raise KeyboardInterrupt
+                t_step = time.monotonic()
                 lr = lr_at(step, cfg, ctl.progress)
                 for group in optimizer.param_groups:
                     group["lr"] = lr * group["lr_scale"]
@@ -428,6 +438,7 @@ def train(
                 sums += torch.stack((loss.detach(), bpp, psnr))
                 count += 1
                 reporter.advance(step)
+                step_times.add(time.monotonic() - t_step)
                 ctl = control(stop)
                 end = ctl.finished
                 if step % cfg.log_every == 0 or end:
@@ -435,12 +446,17 @@ def train(
                 due = not end and (  # the final model is validated at export
                     (cfg.valid_every > 0 and step % cfg.valid_every == 0) or ctl.validate
                 )
-                if validator is not None and due:
+                if validator is not None and due and not validation_fits():
+                    log_line(f"skipped the validation of step {step}: it would end past the "
+                             "time budget's deadline")  # fmt: skip
+                elif validator is not None and due:
                     devices = [device] if cuda else []
                     trained = training_seconds()
+                    t_valid = time.monotonic()
                     with torch.random.fork_rng(devices=devices, device_type=device.type):
                         candidate = _averaged(model, average)
                         result = replace(validator(candidate, step), train_seconds=trained)
+                    validation_seconds = time.monotonic() - t_valid  # the next one's estimate
                     model.train()
                     t_window += result.seconds  # steps/s counts training time only
                     paused += result.seconds

@@ -13,8 +13,10 @@ from pathlib import Path
 import torch
 
 from ..config import MODEL_FIELDS, RESUME_FREE_FIELDS, RUN_FIELDS, TrainConfig
+from ..container import MAX_MODEL_ID_LEN
 from ..errors import AecError, UsageError
 from ..model import HyperpriorModel, ModelConfig
+from ..registry import find_model
 from .relevel import relevel_weights, widen_latent
 from .state import MODEL_FILE, STATE_FILE, TrainingState, read_init, read_state
 
@@ -33,10 +35,10 @@ class TrainOptions:
     model_config: ModelConfig
     valid: list[Path] = field(default_factory=list)
     resume: Path | None = None
-    init: Path | None = None
+    init: Path | str | None = None  # a model file, training state, or a model's id / fingerprint
     device: str = "auto"
     bf16: bool = False
-    model_id: str = "aec-hp-custom"
+    model_id: str | None = None  # None: export.default_model_id, from the exported weights
     force: bool = False
     command: str = ""  # the command line, for the provenance
     # Wall-clock seconds for the whole command, export included (0: no limit); counted from
@@ -44,6 +46,9 @@ class TrainOptions:
     time_budget: float = 0.0
     started: float | None = None
     export_from: Path | None = None  # export this state.pt's model; no training
+    # With --init: export the trained weights even when they do not beat the start (the
+    # lineage's sessions, judged by their own benchmark); the comparison is still reported.
+    export_always: bool = False
 
 
 @dataclass
@@ -57,6 +62,7 @@ class RunPlan:
     state: TrainingState | None = None  # of --resume or --export-from
     init_weights: Mapping[str, torch.Tensor] | None = None  # of --init
     init_desc: str | None = None  # ... and where they come from, for the provenance
+    init_path: Path | None = None  # ... and the file, as the model lookup found it
 
 
 def plan_run(opts: TrainOptions, given: set[str], note: Callable[[str], None]) -> RunPlan:
@@ -94,7 +100,9 @@ def plan_run(opts: TrainOptions, given: set[str], note: Callable[[str], None]) -
         total = f" of {plan.cfg.steps}" if plan.cfg.steps > 0 else ""
         note(f"resuming {opts.resume} at step {state.step}{total}")
     elif opts.init is not None:
-        init_config, plan.init_weights, plan.init_desc = read_init(opts.init)
+        # The lookup every option that takes a model shares: a file, an id or a fingerprint.
+        plan.init_path = find_model(opts.init, "--init", "a model file or training state")
+        init_config, plan.init_weights, plan.init_desc = read_init(plan.init_path)
         wider = "M" in given and model_config.M > init_config.M
         fixed = [n for n in MODEL_FIELDS if not (wider and n == "M")]
         _conflicts(given, fixed, model_config, init_config, "the --init model")
@@ -175,6 +183,14 @@ def _check_options(opts: TrainOptions, out: Path) -> None:
             )
     if out.exists() and not out.is_dir():
         raise TrainUsageError(f"--out {out}: not a directory")
+    model_id = opts.model_id
+    if model_id is not None and not (
+        1 <= len(model_id) <= MAX_MODEL_ID_LEN and all("!" <= c <= "~" for c in model_id)
+    ):
+        raise TrainUsageError(
+            f"--model-id {model_id!r}: give 1 to {MAX_MODEL_ID_LEN} printable ASCII characters, "
+            "no spaces (every .aec file names its model by it)"
+        )
     for path in [*opts.data, *opts.valid]:
         if not Path(path).exists():
             raise AecError(f"{path}: no such file or directory")

@@ -1,12 +1,12 @@
 """The `aecompress train` command as a plain function (`run_training`): the options resolved
-(options.py), the data loaded, the time budget planned, the training loop called, and the model
-exported, validated and written with its card.
+(options.py), the data loaded, the start measured and the time budget planned (budget.py), the
+training loop called, and the model exported, judged and written with its card (finish.py,
+outcome.py).
 
-With a time budget the command exports once before training (the starting weights) to measure
-what an export costs, reserves that for each candidate it will export, and trains until the
-budget less the reserve; a candidate that would still overrun is skipped. Of the candidates
-(the weight average, the last weights, those of the best periodic validation) the one with the
-best validation score is shipped.
+Before training, a run with a time budget exports its starting weights once to measure what
+an export costs (budget.py), and a run started with --init measures its starting model on the
+images the result will be measured on, so that the end of the run can say whether training
+improved on it (and keep the start when it did not).
 """
 
 from __future__ import annotations
@@ -20,40 +20,30 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..checkpoint import Checkpoint, save_checkpoint
+from ..checkpoint import Checkpoint
 from ..device import describe, resolve_device
 from ..durations import format_duration
-from ..errors import AecError
+from ..errors import AecError, CheckpointError
 from ..export import export_trained
 from ..imagesets import NamedImage, find_images
 from ..model import HyperpriorModel
-from ..modelcard import write_model_card
+from ..training_history import HISTORY_KEY, TrainingRun, dump_runs, file_history
 from ..validate import ValidationResult, frozen_copy, load_valid_images, validate_checkpoint
 from ..validate import validate_model as _validate_model
+from .budget import MIN_TRAIN_FRACTION, Budget
 from .data import DataSource, ImageSet, load_dataset, read_training_image
 from .distributed import Coordinator, Repeated, launched, start
-from .loop import TrainResult, append_log, build_model, timestamp, train
+from .finish import RunReport, Stages, Start, export_run
+from .loop import TrainResult, append_log, build_model, train
 from .options import RunPlan, TrainOptions, TrainUsageError, plan_run
+from .outcome import MeasureSet, check_images, start_file
 from .progress import Reporter, Silent
-from .state import BEST_FILE, CARD_FILE, MODEL_FILE, TrainingState, model_from_weights, read_init
+from .state import STATE_FILE, TrainingState, model_from_weights
+
+__all__ = ["RunReport", "run_training"]
 
 CALIBRATION_IMAGES = 64  # training images that size the integer network at the final export
 VALID_CALIBRATION_IMAGES = 8  # ... and at each periodic validation's temporary export
-# Headroom on the measured export time when the run reserves it inside a time budget.
-EXPORT_SAFETY = 1.25
-
-
-@dataclass
-class RunReport:
-    model_path: Path
-    card_path: Path
-    model_id: str
-    fingerprint: str
-    steps: int
-    selected_step: int
-    elapsed: float
-    validation: ValidationResult | None
-    steps_per_s: float = 0.0  # of this session's training (0: none)
 
 
 @dataclass
@@ -66,72 +56,58 @@ class _Inputs:
     valid_images: list[NamedImage]
     valid_sources: list[dict]  # {"path", "images"} of each --valid root, for the provenance
 
-
-class _Stages:
-    """The stages of one export, counted for the reporter: each call starts the next."""
-
-    def __init__(self, reporter: Reporter, name: str, total: int):
-        self.reporter, self.name, self.total, self.done = reporter, name, total, 0
-
-    def __call__(self, text: str) -> None:
-        self.reporter.export_stage(f"{self.name}: {text}", self.done, self.total)
-        self.done += 1
+    def measure_set(self) -> MeasureSet:
+        """What the exported model is measured on: --valid's images, else a few training ones."""
+        if self.valid_images:
+            return MeasureSet(self.valid_images, validation=True)
+        return MeasureSet(check_images(self.calibration), validation=False)
 
 
 @dataclass
 class _Exporter:
-    """Exports a model as it would be shipped and validates it through the real codec."""
+    """Exports a model as it would be shipped and measures it through the real codec."""
 
     calibration: list[torch.Tensor]
-    model_id: str
+    model_id: str | None  # None: derived from the exported weights (export.default_model_id)
     provenance: dict[str, str]  # run_training's: it adds the steps and times after training
     device: torch.device
-    valid_images: list[NamedImage]
+    measure_set: MeasureSet
     qualities: Sequence[float]
 
     @property
     def stages(self) -> int:
-        """Stages of one candidate: calibrating, and validating when there are images."""
-        return 2 if self.valid_images else 1
+        """Stages of one candidate: calibrating, and measuring."""
+        return 2
 
-    def __call__(
-        self, model: HyperpriorModel, step: int, seconds: float, stage: _Stages, kind: str
-    ) -> tuple[Checkpoint, ValidationResult | None]:
-        """Export `model` (the `kind` weights, such as "average"); each stage is announced."""
+    def calibrate(self, model: HyperpriorModel, stage: Stages, kind: str) -> Checkpoint:
         stage(
             f"calibrating the integer scale network on {len(self.calibration)} images "
             f"({kind} weights)"
         )
-        ckpt = export_trained(
+        return export_trained(
             frozen_copy(model), self.calibration, self.model_id, dict(self.provenance),
             self.device,
         )  # fmt: skip
-        if not self.valid_images:
-            return ckpt, None
-        stage(
-            f"validating the {kind} weights on {len(self.valid_images)} images at "
-            f"{len(self.qualities)} qualities"
-        )
-        val = validate_checkpoint(
-            ckpt, self.valid_images, self.qualities, device=self.device, step=step
-        )
-        return ckpt, replace(val, train_seconds=seconds)
 
+    def measure(
+        self, ckpt: Checkpoint, step: int, seconds: float, stage: Stages, kind: str
+    ) -> ValidationResult:
+        images = self.measure_set.images
+        qualities = f"{len(self.qualities)} qualities"
+        if self.measure_set.validation:
+            stage(f"validating the {kind} weights on {len(images)} images at {qualities}")
+        else:
+            stage(f"checking the {kind} weights on {len(images)} training images at {qualities}")
+        val = validate_checkpoint(ckpt, images, self.qualities, device=self.device, step=step)
+        return replace(val, train_seconds=seconds)
 
-@dataclass(frozen=True)
-class _Budget:
-    """The command's time budget, as planned before training."""
-
-    started: float  # time.monotonic() the budget counts from
-    seconds: float  # 0: no budget
-    deadline: float | None = None  # when training ends (time.monotonic()); None: no budget
-    per_export: float = 0.0  # measured seconds of one exported candidate
-
-    def affords_export(self) -> bool:
-        """Whether one more candidate fits in the budget (always, without one)."""
-        if self.deadline is None:
-            return True
-        return time.monotonic() + self.per_export * EXPORT_SAFETY <= self.started + self.seconds
+    def __call__(
+        self, model: HyperpriorModel, step: int, seconds: float, stage: Stages, kind: str
+    ) -> tuple[Checkpoint, ValidationResult]:
+        """Export `model` (the `kind` weights, such as "average"), then measure it; each stage
+        is announced."""
+        ckpt = self.calibrate(model, stage, kind)
+        return ckpt, self.measure(ckpt, step, seconds, stage, kind)
 
 
 def run_training(
@@ -208,16 +184,34 @@ def _run(
     run_info = _run_info(opts, plan, device, coord.world)
     provenance = _provenance(opts, plan, device, run_info, inputs)
     export = _Exporter(
-        inputs.calibration, opts.model_id, provenance, device, inputs.valid_images,
-        plan.cfg.valid_qualities,
+        inputs.calibration, opts.model_id, provenance, device,
+        inputs.measure_set() if coord.is_main else MeasureSet([], False), plan.cfg.valid_qualities,
     )  # fmt: skip
-    budget = _Budget(started, opts.time_budget)
+    budget = Budget(started, opts.time_budget)
+    start_model = None
     if training:
-        result, budget = _train_session(opts, plan, device, inputs, run_info, export, budget,
-                                        reporter, note, coord)  # fmt: skip
+        result, budget, start_model = _train_session(
+            opts, plan, device, inputs, run_info, export, budget, reporter, note, coord
+        )
         coord.close()  # the export is process 0's alone
         if not coord.is_main:
             return None
+        if result.step == 0:
+            why = (
+                "no training step fitted in the time budget"
+                if budget.seconds
+                else "the run trained no step"
+            )
+            raise AecError(
+                f"{why}: nothing was trained, so nothing is exported "
+                f"({plan.out / STATE_FILE} holds the starting point); give a longer "
+                "--time-budget or more --steps"
+            )
+        if result.session_steps == 0:  # a resumed run: its weights are as they were saved
+            warn(
+                f"this session trained no step: the export is of the resumed run's weights, "
+                f"at step {result.step}"
+            )
     else:
         result = _result_from_state(plan.state)
     provenance["steps"] = str(result.step)
@@ -225,7 +219,10 @@ def _run(
     if result.steps_per_s > 0:
         mp = result.steps_per_s * plan.cfg.batch_size * plan.cfg.patch_size**2 / 1e6
         provenance["speed"] = f"{result.steps_per_s:.2f} it/s, {mp:.2f} MP/s"
-    return _export_run(plan.out, result, export, budget, reporter, note, detail)
+    return export_run(
+        plan.out, result, export, budget.affords_export, start_model, opts.export_always,
+        reporter, note, detail,
+    )  # fmt: skip
 
 
 def _precision(device: torch.device, bf16: bool) -> str:
@@ -303,6 +300,9 @@ def _run_info(opts: TrainOptions, plan: RunPlan, device: torch.device, processes
     run_info = dict(plan.state.run_info) if plan.state is not None else {}
     if plan.init_desc:
         run_info["init"] = plan.init_desc
+        earlier = _start_history(plan.init_path)
+        if earlier:
+            run_info[HISTORY_KEY] = dump_runs(earlier)
     if opts.export_from is None:
         session = {"command": opts.command or "aecompress train"}
         session["from_step"] = plan.state.step if plan.state is not None else 0
@@ -310,6 +310,17 @@ def _run_info(opts: TrainOptions, plan: RunPlan, device: torch.device, processes
         session["processes"] = processes
         run_info["sessions"] = [*run_info.get("sessions", []), session]
     return run_info
+
+
+def _start_history(path: Path | None) -> tuple[TrainingRun, ...]:
+    """Every run that made a --init model file; none for a training state (whose own run goes
+    on in this one) or a file that is not a model."""
+    if path is None:
+        return ()
+    try:
+        return file_history(path)
+    except CheckpointError:
+        return ()
 
 
 def _provenance(
@@ -334,6 +345,8 @@ def _provenance(
     }
     if run_info.get("init"):
         provenance["init"] = run_info["init"]
+    if run_info.get(HISTORY_KEY):  # the runs that made the start: `aecompress models` adds them
+        provenance[HISTORY_KEY] = run_info[HISTORY_KEY]
     if len(sessions) > 1:
         provenance["sessions"] = json.dumps(sessions)
     if inputs.valid_sources:
@@ -352,21 +365,31 @@ def _train_session(
     inputs: _Inputs,
     run_info: dict,
     export: _Exporter,
-    budget: _Budget,
+    budget: Budget,
     reporter: Reporter,
     note: Callable[[str], None],
     coord: Coordinator,
-) -> tuple[TrainResult, _Budget]:
+) -> tuple[TrainResult, Budget, Start | None]:
     """Train (on from the resumed state, if any) until the steps, the training time or the
-    budget's deadline; returns what the loop trained and the budget as planned. Process 0
-    alone writes the log and plans the budget (the others wait) and validates."""
+    budget's deadline; returns what the loop trained, the budget as planned and the measured
+    start of a --init run. Process 0 alone writes the log, measures the start and plans the
+    budget (the others wait) and validates."""
     out, cfg, state = plan.out, plan.cfg, plan.state
     if coord.is_main:
         _log_start(opts, plan, device, coord, note)
-    if budget.seconds > 0:
-        with coord.together("planning the time budget"):  # process 0 exports once, the others wait
+    start_model = None
+    timing = budget.seconds > 0
+    if timing or plan.init_weights is not None:
+        with coord.together("measuring the start"):  # process 0 measures, the others wait
             if coord.is_main:
-                budget = _start_budget(opts, plan, export, budget, inputs, reporter, note)
+                per_export, start_model = _trial(plan, export, reporter, timing)
+                if start_model is not None:
+                    note(f"the start on {export.measure_set.describe()}: "
+                         f"{start_model.measured.summary()}")  # fmt: skip
+                    append_log(out, f"start {start_model.measured.summary()}")
+                if timing:
+                    budget = _plan_budget(plan, export, budget, per_export)
+                    _say_budget(out, budget, note)
     validator = None
     if inputs.valid_images:
         calibration = inputs.calibration[:VALID_CALIBRATION_IMAGES]
@@ -383,31 +406,78 @@ def _train_session(
         data, out, plan.model_config, cfg, resume=state, device=device, bf16=opts.bf16,
         init_weights=plan.init_weights, validator=validator, reporter=reporter,
         data_sources=inputs.sources, run_info=run_info, deadline=budget.deadline,
-        coordinator=coord,
+        coordinator=coord, validation_seconds=budget.per_export,
     )  # fmt: skip
-    return result, budget
+    return result, budget, start_model
 
 
-def _start_budget(
-    opts: TrainOptions,
-    plan: RunPlan,
-    export: _Exporter,
-    budget: _Budget,
-    inputs: _Inputs,
-    reporter: Reporter,
-    note: Callable[[str], None],
-) -> _Budget:
-    """Plan the budget (a trial export) and say what it leaves for training."""
-    out = plan.out
-    budget = _plan_budget(opts, plan, export, budget, bool(inputs.valid_images), reporter)
+def _trial(
+    plan: RunPlan, export: _Exporter, reporter: Reporter, timing: bool
+) -> tuple[float, Start | None]:
+    """Export and measure the weights the run starts from, as the end of the run will export
+    and measure its own: returns the seconds this took (the cost of one exported candidate,
+    for the budget) and, for a --init run, the measured start.
+
+    A --init model file whose config the run keeps is measured as it is (it is what the user
+    has, and what model.pt becomes if training does not beat it); without a budget to time it
+    is then not exported at all."""
+    cfg, state = plan.cfg, plan.state
+    if state is not None:
+        model = model_from_weights(state.model_config, state.model)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            model = build_model(plan.model_config, cfg, plan.init_weights)
+    init = plan.init_weights is not None and state is None
+    file_ckpt = start_file(plan.init_path, plan.model_config) if init else None
+    export_it = timing or file_ckpt is None
+    stages = Stages(reporter, "trial export" if timing else "start", 1 + export_it)
+    step = state.step if state is not None else 0
+    t0 = time.monotonic()
+    try:
+        ckpt = export.calibrate(model, stages, "starting") if export_it else None
+        measured = export.measure(file_ckpt or ckpt, step, 0.0, stages, "starting")
+    finally:
+        reporter.export_end()
+    seconds = time.monotonic() - t0
+    if not init:
+        return seconds, None
+    kept = file_ckpt if file_ckpt is not None else ckpt
+    file = plan.init_path if file_ckpt is not None else None
+    return seconds, Start(plan.init_desc or str(plan.init_path), measured, kept, file)
+
+
+def _plan_budget(plan: RunPlan, export: _Exporter, budget: Budget, per_export: float) -> Budget:
+    """The deadline: room kept for the candidates the end of the run will export (each costs
+    what the trial export measured) and the files it writes. TrainUsageError when that leaves
+    too little for training."""
+    cfg = plan.cfg
+    validating = export.measure_set.validation
+    # The best periodic validation's weights are a candidate only if one can happen: every
+    # so many steps, or every so much training time that the budget holds.
+    periodic = validating and (cfg.valid_every > 0 or 0 < cfg.valid_seconds < budget.seconds)
+    candidates = 1 + (validating and cfg.ema_decay > 0) + periodic
+    planned = budget.planned(per_export, candidates)
+    left = planned.deadline - time.monotonic()
+    if left < MIN_TRAIN_FRACTION * budget.seconds:
+        spent = time.monotonic() - budget.started
+        raise TrainUsageError(
+            f"--time-budget {format_duration(budget.seconds)} leaves "
+            f"{format_duration(max(0.0, left))} of training: loading and a trial export took "
+            f"{spent:.1f} s and the export needs about {per_export:.1f} s per candidate "
+            f"({candidates}); give more time"
+        )
+    return planned
+
+
+def _say_budget(out: Path, budget: Budget, note: Callable[[str], None]) -> None:
+    """What the budget leaves for training, on screen and in train.log."""
     train_s = budget.deadline - time.monotonic()
     note(
         f"time budget {format_duration(budget.seconds)}: {format_duration(train_s)} of "
-        f"training, {format_duration(budget.started + budget.seconds - budget.deadline)} "
-        f"kept for the export ({budget.per_export:.1f} s per exported candidate, measured)"
+        f"training, {format_duration(budget.end - budget.deadline)} kept for the export "
+        f"({budget.per_export:.1f} s per exported candidate, measured)"
     )
     append_log(out, f"time budget {budget.seconds:.1f} s; training until {train_s:.1f} s from now")
-    return budget
 
 
 def _log_start(
@@ -431,47 +501,6 @@ def _log_start(
         note(line)
 
 
-def _plan_budget(
-    opts: TrainOptions,
-    plan: RunPlan,
-    export: _Exporter,
-    budget: _Budget,
-    validating: bool,
-    reporter: Reporter,
-) -> _Budget:
-    """The deadline and the seconds per exported candidate: exports the starting weights once
-    to time the export (which also proves it works before the budget is spent), and keeps room
-    for the candidates the end of the run will export and the files it writes."""
-    cfg, state = plan.cfg, plan.state
-    if state is not None:
-        model = model_from_weights(state.model_config, state.model)
-    else:
-        with torch.random.fork_rng(devices=[]):
-            model = build_model(plan.model_config, cfg, plan.init_weights)
-    t0 = time.monotonic()
-    try:
-        stages = _Stages(reporter, "trial export", export.stages)
-        export(model, state.step if state is not None else 0, 0.0, stages, "starting")
-    finally:
-        reporter.export_end()
-    per_export = time.monotonic() - t0
-    periodic = validating and (cfg.valid_every > 0 or cfg.valid_seconds > 0)
-    candidates = 1 + (validating and cfg.ema_decay > 0) + periodic
-    files = max(1.0, 0.01 * budget.seconds)  # state.pt, model.pt, card
-    end = budget.started + budget.seconds
-    deadline = end - candidates * per_export * EXPORT_SAFETY - files
-    left = deadline - time.monotonic()
-    if left < 0.1 * budget.seconds:
-        spent = time.monotonic() - budget.started
-        raise TrainUsageError(
-            f"--time-budget {format_duration(budget.seconds)} leaves "
-            f"{format_duration(max(0.0, left))} of training: loading and a trial export took "
-            f"{spent:.1f} s and the export needs about {per_export:.1f} s per candidate "
-            f"({candidates}); give more time"
-        )
-    return replace(budget, deadline=deadline, per_export=per_export)
-
-
 def _result_from_state(state: TrainingState) -> TrainResult:
     """The models a saved state holds: its weights and, when kept, their running average."""
     averaged = None
@@ -481,103 +510,3 @@ def _result_from_state(state: TrainingState) -> TrainResult:
         model_from_weights(state.model_config, state.model), state.step, state.elapsed,
         state.best, list(state.history), averaged,
     )  # fmt: skip
-
-
-def _export_run(
-    out: Path,
-    result: TrainResult,
-    export: _Exporter,
-    budget: _Budget,
-    reporter: Reporter,
-    note: Callable[[str], None],
-    detail: Callable[[str], None],
-) -> RunReport:
-    """Export the candidates, keep the best validated one, and write model.pt and its card."""
-
-    def affordable(what: str) -> bool:
-        if budget.affords_export():
-            return True
-        append_log(out, f"skipped exporting the {what}: it would overrun the time budget")
-        note(f"skipped exporting the {what}: it would overrun the time budget")
-        return False
-
-    # The average is usually the better model after the anneal: it goes first, so that a
-    # budget that allows one candidate only exports it.
-    candidates = [(result.averaged, "average"), (result.model, "last")]
-    candidates = [(m, kind) for m, kind in candidates if m is not None]
-    if not export.valid_images:
-        candidates = candidates[:1]  # nothing to compare on
-    # The stages as far as known: the candidates', and writing the files; the best periodic
-    # validation's weights add theirs when they are tried, a skipped candidate takes its off.
-    stages = _Stages(reporter, "export", len(candidates) * export.stages + 1)
-
-    def candidate(model: HyperpriorModel, step: int, kind: str):
-        ckpt_c, val_c = export(model, step, result.elapsed, stages, kind)
-        if val_c is not None:
-            detail(f"export: {kind} weights: validation {val_c.summary()}")
-        return ckpt_c, val_c
-
-    try:
-        ckpt, validation, weights_kind = None, None, ""
-        for i, (model, kind) in enumerate(candidates):
-            if ckpt is not None and not affordable(f"{kind} weights"):
-                stages.total -= (len(candidates) - i) * export.stages
-                break
-            ckpt_c, val_c = candidate(model, result.step, kind)
-            if ckpt is None or val_c.score < validation.score:
-                ckpt, validation, weights_kind = ckpt_c, val_c, kind
-        selected = result.step
-        best = result.best
-        if validation is not None and best is not None and best["step"] != result.step:
-            comparable = best.get("images") == validation.images
-            if (
-                comparable
-                and best["score"] < validation.score
-                and (out / BEST_FILE).is_file()
-                and affordable("best validation's weights")
-            ):
-                config, weights, _ = read_init(out / BEST_FILE)
-                model = model_from_weights(config, weights)
-                stages.total += export.stages
-                ckpt_b, val_b = candidate(model, best["step"], f"step {best['step']}")
-                if val_b.score < validation.score:
-                    ckpt, validation, selected = ckpt_b, val_b, best["step"]
-                    weights_kind = "best validation"
-        stages(f"writing {MODEL_FILE} and {CARD_FILE}")
-        return _write_export(out, ckpt, validation, selected, weights_kind, result, note)
-    finally:
-        reporter.export_end()
-
-
-def _write_export(
-    out: Path,
-    ckpt: Checkpoint,
-    validation: ValidationResult | None,
-    selected: int,
-    weights_kind: str,
-    result: TrainResult,
-    note: Callable[[str], None],
-) -> RunReport:
-    """model.pt (the chosen candidate, with how it was chosen) and its model card."""
-    ckpt.provenance["selected_step"] = str(selected)
-    ckpt.provenance["selected_weights"] = weights_kind
-    ckpt.provenance["created"] = timestamp()
-    if validation is not None:
-        ckpt.provenance["validation"] = validation.to_json()
-        line = f"final validation {validation.summary()}"
-        append_log(out, line + f" (weights of step {selected})")
-        note(line)
-    save_checkpoint(ckpt, out / MODEL_FILE)
-    write_model_card(ckpt, out / CARD_FILE)
-    append_log(out, f"exported {out / MODEL_FILE} ({ckpt.model_id}, {ckpt.fingerprint.hex()})")
-    return RunReport(
-        model_path=out / MODEL_FILE,
-        card_path=out / CARD_FILE,
-        model_id=ckpt.model_id,
-        fingerprint=ckpt.fingerprint.hex(),
-        steps=result.step,
-        selected_step=selected,
-        elapsed=result.elapsed,
-        validation=validation,
-        steps_per_s=result.steps_per_s,
-    )
