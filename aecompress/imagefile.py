@@ -28,7 +28,12 @@ from PIL import Image
 from . import container
 from .container import Header, Streams
 from .errors import FormatError, ImageError
-from .imageformats import DEFAULT_IMAGE_QUALITY, LOSSY_FORMATS, PNG_COMPRESS_LEVEL
+from .imageformats import (
+    DEFAULT_IMAGE_QUALITY,
+    LOSSY_FORMATS,
+    PALETTE_FORMATS,
+    PNG_COMPRESS_LEVEL,
+)
 from .imageio import SourceImage, icc_fits, reason
 from .modes import ColourMode
 from .palette import check_palette, image_palette, nearest_palette_indices, palette_lookup
@@ -271,6 +276,14 @@ def _as_mode(image: Image.Image, mode: str) -> Image.Image:
     return image.convert(mode)
 
 
+def _pa_as_p(image: Image.Image) -> Image.Image:
+    """A PA image's palette indices as a P image, its alpha plane dropped."""
+    indices = np.asarray(image.getchannel(0), dtype=np.uint8)
+    result = Image.frombytes("P", image.size, indices.tobytes())
+    result.putpalette(image_palette(image, indices), "RGB")
+    return result
+
+
 def _candidates(image: Image.Image, fmt: str) -> list[Callable[[], Image.Image]]:
     """Ways to present `image` to the writer for `fmt`, most faithful first."""
     modes = _SAVE_FALLBACKS.get(image.mode, (image.mode, "RGBA", "RGB"))
@@ -280,6 +293,8 @@ def _candidates(image: Image.Image, fmt: str) -> list[Callable[[], Image.Image]]
     result: list[Callable[[], Image.Image]] = []
     if image.mode == "PA" and fmt == "PNG":
         result.append(lambda: _pa_as_p_with_transparency(image) or _pa_as_rgba(image))
+    if image.mode == "PA" and fmt in PALETTE_FORMATS:  # the palette as it is (GIF reads PA
+        result.append(lambda: _pa_as_p(image))  # as RGB and would re-quantize it)
     result.extend((lambda m=m: _as_mode(image, m)) for m in modes)
     return result
 
@@ -294,8 +309,10 @@ def save_image(
     profile is embedded where the format supports it (PNG, JPEG, WEBP, TIFF) unless it is for a
     colour space other than RGB or GRAY. PNG is written at zlib level PNG_COMPRESS_LEVEL (fast,
     within 1% of the default's size on decoded photos). JPEG and AVIF are written at `quality`
-    (default 95) and WebP losslessly unless a `quality` is given, so that by default the file
-    holds the decoded pixels as closely as possible.
+    (default 95); WebP and JPEG 2000 losslessly unless a `quality` is given (JPEG 2000: the PSNR
+    in dB to reach, with the irreversible 9/7 wavelet), so that by default the file holds the
+    decoded pixels as closely as possible. GIF reduces a full-colour image to 256 colours (the
+    callers refuse that unless asked: `imageformats.output_mode`).
     """
     fmt = (fmt or "PNG").upper()
     last_error: Exception | None = None
@@ -317,6 +334,8 @@ def save_image(
         elif fmt == "WEBP":
             params["lossless"] = True
             params["exact"] = True  # keep RGB under fully transparent pixels
+        elif fmt == "JPEG2000":
+            params.update(_jpeg2000_params(candidate.mode, quality))
         if "transparency" in candidate.info:
             params["transparency"] = candidate.info["transparency"]
         buffer = io.BytesIO()
@@ -328,6 +347,16 @@ def save_image(
         return buffer.getvalue()
     detail = f" ({reason(last_error)})" if last_error is not None else ""
     raise ImageError(f"cannot write a {image.mode} image as {fmt}{detail}")
+
+
+def _jpeg2000_params(mode: str, quality: int | None) -> dict[str, object]:
+    """OpenJPEG's settings: lossless (the reversible 5/3 wavelet) without a quality, else a
+    single layer at `quality` dB of PSNR with the irreversible 9/7 wavelet. RGB goes through the
+    colour transform (MCT): kodim05 decoded, lossless, 500 KB with it and 728 KB without."""
+    params: dict[str, object] = {"mct": 1} if mode == "RGB" else {}
+    if quality is not None:
+        params.update(quality_mode="dB", quality_layers=[float(quality)], irreversible=True)
+    return params
 
 
 # --------------------------------------------------------------------------------------------

@@ -54,6 +54,35 @@ def sniff_aec(head: bytes) -> None:
         container.unpack(head)  # raises FormatError: empty, not an .aec file or truncated
 
 
+def refuse_aec(head: bytes, name: str) -> None:
+    """Refuse an .aec file given as an image (to `encode`), recognised by its first bytes
+    whatever its name: what the user wants is `decode`."""
+    if head == container.MAGIC:
+        shown = "<stdin>" if name == STDIO else name
+        raise AecError(f"{shown}: this is an .aec file; use `aecompress decode`")
+
+
+def refuse_aec_file(name: str) -> None:
+    """`refuse_aec` for an input file, from its first bytes only. Standard input redirected
+    from a file is peeked at where it stands, without moving it. Pipes, which can be read only
+    once, are sniffed as they are read (`read_input(name, sniff=...)`); a file that cannot be
+    opened is left to the reader, which reports it."""
+    try:
+        if name == STDIO:
+            fd = sys.stdin.fileno()
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return
+            head = os.pread(fd, SNIFF_BYTES, os.lseek(fd, 0, os.SEEK_CUR))
+        else:
+            if not stat.S_ISREG(os.stat(name).st_mode):
+                return
+            with open(name, "rb") as f:
+                head = f.read(SNIFF_BYTES)
+    except (AttributeError, OSError, ValueError):  # no real stdin (io.UnsupportedOperation)
+        return
+    refuse_aec(head, name)
+
+
 def input_ids(names: Iterable[str]) -> frozenset[tuple[int, int]]:
     """(device, inode) of every input that is a regular file ('-': stdin, if redirected from one).
 

@@ -60,7 +60,7 @@ class TensorBytes:
 
     dtype: str
     shape: tuple[int, ...]
-    data: bytes
+    data: bytes | memoryview  # any buffer: hashed as it is
 
 
 def fingerprint(

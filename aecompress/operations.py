@@ -6,10 +6,11 @@ prints the reports; errors are raised as AecError subclasses and turned into exi
 `info` and `models` live in `aecinfo.py` and `modellist.py`, which need no torch.
 
 Each file's work comes in two parts, so that a batch can overlap them (`cli/pipeline.py`):
-`encode_start` / `decode_start` do the checks, the reading and everything that uses torch, and
-must run in the thread that owns the codec; `encode_finish` / `decode_finish` use no torch and
-no codec (writing the output, the metrics, encoding the image file) and may run on another
-thread. `encode_one` and `decode_one` are the two parts in a row.
+`encode_start` / `decode_start` do the checks, the reading and everything that uses torch (for
+encode, the report's PSNR and MS-SSIM too), and must run in the thread that owns the codec;
+`encode_finish` / `decode_finish` use no torch and no codec (writing the output, encoding the
+image file) and may run on another thread. `encode_one` and `decode_one` are the two parts in a
+row.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import container
 from .checkpoint import load_checkpoint
 from .codec import Codec
 from .container import Header
+from .decodeplan import DecodePlan, plan_decode
 from .errors import AecError, ImageError
 from .imagefile import (
     DecodedImage,
@@ -37,10 +38,10 @@ from .imagefile import (
     restore_image,
     save_image,
 )
-from .imageformats import ALPHA_FORMATS, check_writable_format, image_format_for
+from .imageformats import DEFAULT_IMAGE_OPTIONS, ImageOptions
 from .imageio import SourceImage, load_image
-from .inputs import STDIO, read_input, sniff_aec
-from .metrics import ms_ssim, psnr
+from .inputs import STDIO, read_input, refuse_aec
+from .metrics import Fidelity, measure
 from .outputs import check_job, emit
 from .registry import ModelLibrary
 from .target import Target, encode_to_target
@@ -57,10 +58,11 @@ class EncodeReport:
     input_bytes: int  # size of the input file
     output_bytes: int  # size of the whole .aec file, header included
     bpp: float  # output_bytes * 8 / pixels
-    ratio_raw: float  # raw 24-bit RGB (W*H*3 bytes) / output_bytes
+    ratio_raw: float  # raw 24-bit RGB (W*H*3 bytes) / output_bytes; below 1 for tiny images
     ratio_input: float  # input_bytes / output_bytes
-    psnr: float | None  # dB, of what decode will return, vs the input's RGB pixels (None:
-    ms_ssim: float | None  # not measured, --no-metrics)
+    # Of what decode will return, against the input's RGB pixels; both None with --no-metrics.
+    psnr: float | None  # dB; metrics.PSNR_CAP_DB (100) when they are identical
+    ms_ssim: float | None  # also None when the image is under 11 pixels on a side (undefined)
     seconds: float  # coding, and (with metrics) the synthesis the PSNR and MS-SSIM are measured on
     model_id: str
     fingerprint: str
@@ -133,7 +135,7 @@ def _load_source_image(source: str):
             raise AecError(f"{source}: is a directory")
         if not stat.S_ISFIFO(st.st_mode):
             return load_image(Path(source)), st.st_size
-    raw = read_input(source)
+    raw = read_input(source, sniff=lambda head: refuse_aec(head, source))  # a pipe: read once
     try:
         return load_image(raw), len(raw)
     except ImageError as e:  # name the input, not "<bytes>"
@@ -162,6 +164,7 @@ class PendingEncode:
     encoded: EncodedImage  # .rgb: the pixels decode will return (None with metrics off)
     seconds: float  # coding, and the synthesis with metrics
     effort: int = 0
+    fidelity: Fidelity | None = None  # the report's PSNR and MS-SSIM (None with metrics off)
 
 
 def encode_start(
@@ -175,8 +178,9 @@ def encode_start(
     metrics: bool = True,
     effort: int = 0,
 ) -> PendingEncode:
-    """The part of `encode_one` that uses torch: the checks, reading the image, coding it and
-    (with `metrics`) the reconstruction the report is measured on. Nothing is written."""
+    """The part of `encode_one` that uses torch: the checks, reading the image, coding it and,
+    with `metrics`, the reconstruction the report is measured on and the measures themselves
+    (on the codec's device: `metrics.measure`). Nothing is written."""
     check_job(source, target, force, protect)
     image, input_bytes = _load_source_image(source)
     t0 = time.perf_counter()
@@ -184,25 +188,34 @@ def encode_start(
         encoded = encode_image(codec, image, quality, reconstruct=metrics, effort=effort)
     else:
         encoded = encode_to_target(codec, image, goal, metrics, effort).encoded
+    seconds = time.perf_counter() - t0
+    fidelity = None
     if not metrics:
         encoded.rgb = None  # an effort above 0 reconstructs anyway: no metrics were asked for
-    seconds = time.perf_counter() - t0
-    return PendingEncode(source, target, force, image, input_bytes, encoded, seconds, effort)
+    elif encoded.rgb is not None:
+        _stage(codec, "metrics", 0)
+        fidelity = measure(image.rgb, _decoded_rgb(image, encoded.rgb), codec.device)
+        _stage(codec, "metrics", 1)
+    return PendingEncode(
+        source, target, force, image, input_bytes, encoded, seconds, effort, fidelity
+    )
+
+
+def _decoded_rgb(image: SourceImage, rgb: np.ndarray) -> np.ndarray:
+    """The RGB pixels of the image decode will write for `image`, from the codec's `rgb`: the
+    same array for RGB, RGBA, L and LA (whose alpha is lossless and whose gray comes back
+    repeated), the nearest stored palette colours for P and PA (`restore_image`)."""
+    if not image.mode.has_palette:
+        return rgb
+    restored = restore_image(rgb, image.mode, image.alpha, image.palette)
+    return np.asarray(restored.convert("RGB"))
 
 
 def encode_finish(job: PendingEncode) -> EncodeReport:
-    """The rest of `encode_one`, without torch or the codec: write the .aec file, then measure
-    PSNR and MS-SSIM of what decode will return (when it was reconstructed)."""
-    image, encoded = job.image, job.encoded
+    """The rest of `encode_one`, without torch or the codec: write the .aec file and report
+    on it, with the PSNR and MS-SSIM `encode_start` measured (when it did)."""
+    image, encoded, fidelity = job.image, job.encoded, job.fidelity
     emit(job.target, encoded.data, job.force)
-    quality_psnr = quality_ms_ssim = None
-    if encoded.rgb is not None:
-        restored = restore_image(encoded.rgb, image.mode, image.alpha, image.palette)
-        decoded_rgb = np.asarray(restored.convert("RGB"))
-        quality_psnr, quality_ms_ssim = (
-            psnr(image.rgb, decoded_rgb),
-            ms_ssim(image.rgb, decoded_rgb),
-        )
     n = len(encoded.data)
     pixels = image.width * image.height
     return EncodeReport(
@@ -217,8 +230,8 @@ def encode_finish(job: PendingEncode) -> EncodeReport:
         bpp=n * 8 / pixels,
         ratio_raw=pixels * 3 / n,
         ratio_input=job.input_bytes / n,
-        psnr=quality_psnr,
-        ms_ssim=quality_ms_ssim,
+        psnr=None if fidelity is None else fidelity.psnr,
+        ms_ssim=None if fidelity is None else fidelity.ms_ssim,
         seconds=job.seconds,
         effort=job.effort,
         model_id=encoded.header.model_id,
@@ -241,24 +254,11 @@ def encode_one(
     """Compress one image file to one .aec file; `protect`: input_ids() of the whole batch.
 
     With a `goal` (size, bpp or PSNR), the quality is searched for and `quality` is ignored.
-    The report's PSNR and MS-SSIM are of what decode will return, measured after the file is
-    written; metrics=False skips them and the synthesis they need (about as long as the
-    coding itself: benchmarks/stage-profile.md)."""
+    The report's PSNR and MS-SSIM are of what decode will return; metrics=False skips them and
+    the synthesis they need (at effort 0 about as long as the analysis; at higher efforts the
+    refinement dominates: benchmarks/startup.md)."""
     job = encode_start(codec, source, target, quality, force, protect, goal, metrics, effort)
-    _stage(codec, "metrics", 0)
-    report = encode_finish(job)
-    _stage(codec, "metrics", 1)
-    return report
-
-
-@dataclass(frozen=True)
-class ImageOptions:
-    """How `decode` writes images: the quality of lossy formats (None: the format's default,
-    and WebP lossless), and whether dropping an alpha channel the format cannot hold is
-    allowed."""
-
-    quality: int | None = None
-    drop_alpha: bool = False
+    return encode_finish(job)
 
 
 @dataclass
@@ -271,7 +271,7 @@ class PendingDecode:
     force: bool
     format: str  # the Pillow format to write
     image_quality: int | None
-    mode: str  # of the image to write (alpha dropped with --drop-alpha)
+    mode: str  # of the image to write (alpha dropped with --drop-alpha, GIF's palette)
     decoded: DecodedImage
     seconds: float  # decoding so far
 
@@ -283,29 +283,22 @@ def decode_start(
     force: bool,
     max_pixels: int,
     protect: frozenset[tuple[int, int]] = frozenset(),
-    options: ImageOptions = ImageOptions(),
+    options: ImageOptions = DEFAULT_IMAGE_OPTIONS,
+    plan: DecodePlan | None = None,
 ) -> PendingDecode:
-    """The part of `decode_one` that uses torch: the checks, reading the file and its header,
-    choosing the codec and decoding the pixels. Nothing is written."""
+    """The part of `decode_one` that uses torch: the checks, reading the file and its header
+    (`plan`: what `decodeplan.plan_decode` found of them, before torch), choosing the codec and
+    decoding the pixels. Nothing is written."""
     check_job(source, target, force, protect, decoded=True)
-    fmt = "PNG" if target == STDIO else image_format_for(Path(target))
-    check_writable_format(fmt)
-    data = read_input(source, sniff=sniff_aec)
-    header = container.read_header(data, max_pixels=max_pixels)
-    drops_alpha = header.mode.has_alpha and fmt not in ALPHA_FORMATS
-    if drops_alpha and not options.drop_alpha:
-        raise AecError(
-            f"{source} has transparency ({header.mode.name}), which {fmt} cannot hold: write "
-            ".png, .webp or .avif, or add --drop-alpha to discard it"
-        )
-    codec = _codec_for(codecs, header)
+    if plan is None:
+        plan = plan_decode(source, target, max_pixels, options)
+    codec = _codec_for(codecs, plan.header)
     t0 = time.perf_counter()
-    decoded = decode_image(codec, data, max_pixels)
+    decoded = decode_image(codec, plan.data, max_pixels)
     seconds = time.perf_counter() - t0
-    mode = header.mode.name
-    if drops_alpha:
-        mode = {"RGBA": "RGB", "LA": "L", "PA": "RGB"}[mode]
-    return PendingDecode(source, target, force, fmt, options.quality, mode, decoded, seconds)
+    return PendingDecode(
+        source, target, force, plan.format, options.quality, plan.mode, decoded, seconds
+    )
 
 
 def decode_finish(job: PendingDecode) -> DecodeReport:
@@ -339,14 +332,16 @@ def decode_one(
     force: bool,
     max_pixels: int,
     protect: frozenset[tuple[int, int]] = frozenset(),
-    options: ImageOptions = ImageOptions(),
+    options: ImageOptions = DEFAULT_IMAGE_OPTIONS,
+    plan: DecodePlan | None = None,
 ) -> DecodeReport:
     """Decode one .aec file to one image file; `protect`: input_ids() of the whole batch.
 
     `codecs`: a CodecPool decodes with the model the file names; a Codec refuses files of
     another model. A file with transparency is refused for a format without alpha (JPEG, BMP,
-    ...) unless options.drop_alpha, before anything is decoded."""
-    job = decode_start(codecs, source, target, force, max_pixels, protect, options)
+    ...) unless options.drop_alpha, and a full-colour one for GIF unless
+    options.reduce_colours, before anything is decoded (`decodeplan.plan_decode`)."""
+    job = decode_start(codecs, source, target, force, max_pixels, protect, options, plan)
     codec = _codec_for(codecs, job.decoded.header)  # loaded by decode_start
     _stage(codec, "writing", 0)
     report = decode_finish(job)

@@ -6,28 +6,42 @@ Naming rules, the same for every command that writes files:
   was made from (decoding it to `photo.png` would replace the original with a lossy copy);
 - `-o DIR/` (a trailing slash) or `-o DIR` (an existing directory) writes into DIR, whatever the
   number of inputs; missing folders are created only with --mkdir;
-- `-o -` writes to standard output, never to a terminal.
+- `-o -` writes to standard output, never to a terminal;
+- `-o FILE` must name what the command writes: an .aec file for encode, an image format decode
+  writes (by its extension) for decode; anything else is a usage error, found before any work;
+- two inputs that would write the same output are a usage error, found before any work.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import AecError, UsageError
 from .fileio import check_writable, write_output, write_stdout
-from .inputs import STDIO, input_ids
+from .imageformats import image_format_for
+from .inputs import STDIO, input_ids, refuse_aec_file
+
+
+def _check_aec_name(target: str) -> None:
+    if Path(target).suffix.lower() != ".aec":
+        raise UsageError(
+            f"{target}: the output of encode is an .aec file: name it .aec, or give a folder "
+            "(DIR/) or '-'; images are written by `aecompress decode`"
+        )
 
 
 @dataclass(frozen=True)
 class Naming:
-    """How a command names its outputs by default."""
+    """How a command names its outputs by default, and which names it can write."""
 
     suffix: str  # ".aec", ".png"
     replace_suffix: bool  # photo.png -> photo.aec (True) or photo.aec -> photo.aec.png (False)
     what: str  # what goes to standard output, for the terminal refusal: ".aec data", "PNG"
+    check: Callable[[str], object]  # UsageError for an -o FILE the command cannot write
 
     def name_for(self, source: str) -> str:
         path = Path(source)
@@ -35,8 +49,8 @@ class Naming:
                    path.with_name(path.name + self.suffix))  # fmt: skip
 
 
-ENCODED = Naming(".aec", replace_suffix=True, what=".aec data")
-DECODED = Naming(".png", replace_suffix=False, what="a PNG image")
+ENCODED = Naming(".aec", replace_suffix=True, what=".aec data", check=_check_aec_name)
+DECODED = Naming(".png", replace_suffix=False, what="a PNG image", check=image_format_for)
 
 
 def stdout_is_terminal() -> bool:
@@ -78,25 +92,43 @@ def output_paths(
                 "it, or give -o FILE"
             )
         return [STDIO]
+    folder: tuple[Path, str] | None = None  # made (with mkdir) once the plan is known good
     if output is None:
         targets = [naming.name_for(p) for p in inputs]
     elif _is_directory(output) or len(inputs) > 1:
         if not _is_directory(output) and Path(output).exists():
             raise AecError(f"{output}: with several inputs, -o must be a directory")
-        folder = Path(output)
-        _make_dir(folder, output, mkdir)
-        targets = [str(folder / Path(naming.name_for(p)).name) for p in inputs]
+        folder = (Path(output), output)
+        targets = [str(Path(output) / Path(naming.name_for(p)).name) for p in inputs]
     else:
+        # An input named as its own output is refused as such, by prepare_output.
+        if not input_ids([output]) & input_ids(inputs):
+            naming.check(output)
         parent = Path(output).parent
-        _make_dir(parent, str(parent), mkdir)
+        folder = (parent, str(parent))
         targets = [output]
-    seen: dict[str, str] = {}
-    for target in targets:
-        key = os.path.normcase(os.path.abspath(target))
-        if key in seen:
-            raise AecError(f"several inputs would write the same output file {target}")
-        seen[key] = target
+    _check_distinct(inputs, targets)
+    if folder is not None:
+        _make_dir(*folder, mkdir)
     return targets
+
+
+def _same_path_key(path: str) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def _check_distinct(inputs: list[str], targets: list[str]) -> None:
+    """UsageError naming the first two inputs that would write the same output."""
+    seen: dict[str, int] = {}
+    for i, target in enumerate(targets):
+        key = _same_path_key(target)
+        if key not in seen:
+            seen[key] = i
+            continue
+        first, second = inputs[seen[key]], inputs[i]
+        if _same_path_key(first) == _same_path_key(second):
+            raise UsageError(f"{first} is given twice (both would write {target})")
+        raise UsageError(f"{first} and {second} would write the same output file {target}")
 
 
 def _likely_original(target: str, source: str) -> bool:
@@ -140,10 +172,13 @@ def check_job(
     protect: frozenset[tuple[int, int]],
     decoded: bool = False,
 ) -> None:
-    """What can be refused before any work: a missing input, or a target prepare_output
-    refuses; AecError naming it."""
+    """What can be refused before any work: a missing input, an .aec file given to encode
+    (by its first bytes; not `decoded`), or a target prepare_output refuses; AecError naming
+    it."""
     if source != STDIO and not Path(source).exists():
         raise AecError(f"{source}: no such file")
+    if not decoded:  # before the output check: `encode photo.aec` would write photo.aec
+        refuse_aec_file(source)
     prepare_output(target, force, source, protect, decoded)
 
 

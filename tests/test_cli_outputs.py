@@ -7,9 +7,11 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import photo_like
 from PIL import Image, features
+from test_startup import probe
 
 from aecompress import container, outputs
 from aecompress.errors import AecError, UsageError
@@ -158,3 +160,125 @@ def test_output_paths_refuses_a_file_as_the_directory_of_several(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(AecError, match="must be a directory"):
         output_paths(["a.png", "b.png"], str(tmp_path / "f"), ENCODED)
+
+
+NOT_AEC = ("the output of encode is an .aec file: name it .aec, or give a folder (DIR/) or '-'; "
+           "images are written by `aecompress decode`")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["out.png", "out.jpg", "out", "out.aec.png", "out.aec.gz"])
+def test_encode_writes_only_aec_files(cli, tmp_path, name):
+    """As decode refuses an output it cannot write: exit 2 before any work, no folder made."""
+    src = png(tmp_path / "a.png")
+    target = tmp_path / "new" / name
+    r = cli("encode", src, "-o", target, "--mkdir")
+    assert r.exit_code == 2
+    assert error_line(r) == f"error: {target}: {NOT_AEC}"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+    r = cli("encode", src, "-o", tmp_path / "OUT.AEC")  # the extension in any case
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "OUT.AEC").read_bytes()[:4] == container.MAGIC
+
+
+def test_an_encode_output_name_is_checked_before_torch(tmp_path):
+    png(tmp_path / "a.png")
+    result = probe("encode", "a.png", "-o", "a.jpg", cwd=tmp_path)
+    assert result["code"] == 2 and result["loaded"] == [], result
+    assert f"error: a.jpg: {NOT_AEC}" in result["stderr"]
+
+
+def _rgb_of(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGBA"))[..., :3]
+
+
+def test_gif_refuses_a_full_colour_image_unless_asked(cli, tmp_path):
+    assert cli("encode", png(tmp_path / "a.png")).exit_code == 0
+    aec = tmp_path / "a.aec"
+    r = cli("decode", aec, "-o", tmp_path / "a.gif")
+    assert r.exit_code == 1
+    assert error_line(r) == (
+        f"error: {aec}: the image is full-colour and GIF holds 256 colours: write .png, .webp "
+        "or .avif, or add --reduce-colours to reduce it to a 256-colour palette"
+    )
+    assert not (tmp_path / "a.gif").exists()
+    r = cli("decode", aec, "-o", tmp_path / "a.gif", "--reduce-colours", "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)["results"][0]
+    assert (report["format"], report["mode"]) == ("GIF", "P")
+    with Image.open(tmp_path / "a.gif") as im:
+        assert (im.format, im.mode, im.size) == ("GIF", "P", (48, 40))
+    r = cli("decode", "--help")
+    assert "--reduce-colours" in r.stdout and "256-colour palette" in " ".join(r.stdout.split())
+
+
+@pytest.mark.parametrize("mode", ["P", "L", "PA"])
+def test_palette_and_gray_images_fit_gif_exactly(cli, tmp_path, mode):
+    """No flag needed, and no colour lost: the GIF holds the pixels of the PNG decode."""
+    image = Image.fromarray(photo_like(40, 48, 3))
+    image = image.convert("L") if mode == "L" else image.quantize(16)
+    if mode == "PA":
+        image.info["transparency"] = 0
+    image.save(tmp_path / "a.png")
+    assert cli("encode", tmp_path / "a.png").exit_code == 0
+    aec = tmp_path / "a.aec"
+    assert cli("decode", aec, "-o", tmp_path / "d.png").exit_code == 0
+    r = cli("decode", aec, "-o", tmp_path / "d.gif")
+    if mode == "PA":  # GIF keeps no alpha plane: dropping it is asked for, as for JPEG
+        assert r.exit_code == 1 and "--drop-alpha" in error_line(r)
+        r = cli("decode", aec, "-o", tmp_path / "d.gif", "--drop-alpha")
+    assert r.exit_code == 0, r.output
+    assert np.array_equal(_rgb_of(tmp_path / "d.gif"), _rgb_of(tmp_path / "d.png"))
+
+
+def test_webp_is_lossless_unless_a_quality_is_given(cli, tmp_path):
+    """What the help says: WebP holds the decoded pixels exactly by default."""
+    assert cli("encode", png(tmp_path / "a.png")).exit_code == 0
+    aec = tmp_path / "a.aec"
+    for name, extra in (("d.png", []), ("d.webp", []), ("q.webp", ["--image-quality", "80"])):
+        assert cli("decode", aec, "-o", tmp_path / name, *extra).exit_code == 0
+    lossless, lossy = (tmp_path / "d.webp").read_bytes(), (tmp_path / "q.webp").read_bytes()
+    assert lossless[12:16] == b"VP8L" and lossy[12:16] == b"VP8 "  # the RIFF chunk of each kind
+    assert np.array_equal(_rgb_of(tmp_path / "d.webp"), _rgb_of(tmp_path / "d.png"))
+    assert len(lossy) < len(lossless)
+    flowing = " ".join(cli("decode", "--help").stdout.split())
+    assert "WebP and JPEG 2000 (.jp2) are lossless unless this is given" in flowing
+
+
+@pytest.mark.skipif(not features.check("jpg_2000"), reason="this Pillow has no OpenJPEG")
+def test_decode_writes_jpeg_2000(cli, tmp_path):
+    """Lossless by default, alpha too; lossy with --image-quality (its PSNR: test_imageio)."""
+    src = Image.fromarray(photo_like(96, 128, 4))
+    src.save(tmp_path / "a.png")
+    src.putalpha(Image.linear_gradient("L").resize(src.size))
+    src.save(tmp_path / "t.png")
+    assert cli("encode", tmp_path / "a.png", tmp_path / "t.png").exit_code == 0
+    for stem in ("a", "t"):
+        aec = tmp_path / f"{stem}.aec"
+        assert cli("decode", aec, "-o", tmp_path / f"{stem}.d.png").exit_code == 0
+        r = cli("decode", aec, "-o", tmp_path / f"{stem}.jp2", "--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["results"][0]["format"] == "JPEG2000"
+        with (
+            Image.open(tmp_path / f"{stem}.jp2") as jp2,
+            Image.open(tmp_path / f"{stem}.d.png") as d,
+        ):
+            assert jp2.format == "JPEG2000" and jp2.mode == d.mode
+            assert np.array_equal(np.asarray(jp2), np.asarray(d))
+    r = cli("decode", tmp_path / "a.aec", "-o", tmp_path / "q.jp2", "--image-quality", 30)
+    assert r.exit_code == 0, r.output
+    with Image.open(tmp_path / "q.jp2") as im:
+        assert im.format == "JPEG2000" and im.size == (128, 96)
+    assert (tmp_path / "q.jp2").stat().st_size < (tmp_path / "a.jp2").stat().st_size
+
+
+def test_an_output_format_this_pillow_cannot_write(cli, tmp_path, monkeypatch):
+    assert cli("encode", png(tmp_path / "a.png")).exit_code == 0
+    monkeypatch.setattr(features, "check", lambda name: False)
+    r = cli("decode", tmp_path / "a.aec", "-o", tmp_path / "a.jp2")
+    assert r.exit_code == 1
+    assert error_line(r) == (
+        f"error: {tmp_path / 'a.aec'}: this Pillow cannot write JPEG2000 (Pillow built with "
+        "OpenJPEG is needed); write .png or .webp instead"
+    )
+    assert not (tmp_path / "a.jp2").exists()

@@ -9,17 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageCms
+from conftest import photo_like
+from PIL import Image, ImageCms, features
 
 from aecompress import imagefile
-from aecompress.errors import FormatError, ImageError
+from aecompress.errors import AecError, FormatError, ImageError
 from aecompress.imagefile import (
     alpha_from_bytes,
     alpha_to_bytes,
     restore_image,
     save_image,
 )
-from aecompress.imageformats import image_format_for
+from aecompress.imageformats import ImageOptions, image_format_for, output_mode
 from aecompress.imageio import SourceImage, load_image
 from aecompress.modes import ColourMode
 from aecompress.palette import nearest_palette_indices
@@ -413,6 +414,9 @@ def test_bytes_errors_are_image_errors() -> None:
         ("a.tif", "TIFF"),
         ("a.tiff", "TIFF"),
         ("a.bmp", "BMP"),
+        ("a.jp2", "JPEG2000"),
+        ("a.JP2", "JPEG2000"),
+        ("a.gif", "GIF"),
     ],
 )
 def test_image_format_for(name: str, fmt: str) -> None:
@@ -425,8 +429,25 @@ def test_image_format_for_unknown(name: str) -> None:
         image_format_for(Path(name))
 
 
+NEEDS_OPENJPEG = pytest.mark.skipif(
+    not features.check("jpg_2000"), reason="this Pillow has no OpenJPEG"
+)
+
+
 @pytest.mark.parametrize("mode", list(ColourMode))
-@pytest.mark.parametrize("fmt", [None, "PNG", "JPEG", "WEBP", "TIFF", "BMP"])
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        None,
+        "PNG",
+        "JPEG",
+        "WEBP",
+        "TIFF",
+        "BMP",
+        "GIF",
+        pytest.param("JPEG2000", marks=NEEDS_OPENJPEG),
+    ],
+)
 def test_save_image_writes_every_mode(
     rng: np.random.Generator, mode: ColourMode, fmt: str | None
 ) -> None:
@@ -448,9 +469,68 @@ def test_save_image_writes_every_mode(
 def test_lossless_formats_keep_pixels(rng: np.random.Generator) -> None:
     pixels = rng.integers(0, 256, (H, W, 4), dtype=np.uint8)
     image = restore_image(pixels[:, :, :3].copy(), ColourMode.RGBA, pixels[:, :, 3].copy())
-    for fmt in ("PNG", "WEBP", "TIFF"):
+    lossless = ("PNG", "WEBP", "TIFF") + (("JPEG2000",) if features.check("jpg_2000") else ())
+    for fmt in lossless:
         written = Image.open(io.BytesIO(save_image(image, fmt, None)))
         assert np.array_equal(np.asarray(written.convert("RGBA")), pixels), fmt
+
+
+@NEEDS_OPENJPEG
+def test_jpeg_2000_quality_is_the_psnr_to_reach() -> None:
+    rgb = photo_like(96, 128, 4)
+    image = restore_image(rgb, ColourMode.RGB)
+    sizes = []
+    for q in (35, 40):
+        data = save_image(image, "JPEG2000", None, q)
+        written = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float64)
+        psnr = 10 * np.log10(255**2 / np.mean((written - rgb) ** 2))
+        assert abs(psnr - q) < 1.5, (q, psnr)
+        sizes.append(len(data))
+    assert sizes[0] < sizes[1] < len(save_image(image, "JPEG2000", None))
+
+
+@pytest.mark.parametrize(
+    "mode", [ColourMode.P, ColourMode.PA, ColourMode.L, ColourMode.LA], ids=lambda m: m.name
+)
+def test_gif_keeps_palette_and_gray_images_exactly(rng: np.random.Generator, mode) -> None:
+    """GIF holds 256 colours: a palette or gray image fits as it is (its alpha dropped)."""
+    palette = rng.integers(0, 256, 3 * 40, dtype=np.uint8).tobytes()
+    if mode.has_palette:
+        rgb = np.frombuffer(palette, dtype=np.uint8).reshape(40, 3)[rng.integers(0, 40, (H, W))]
+    else:
+        rgb = np.repeat(_gray(rng)[:, :, None], 3, axis=2)
+    alpha = _gray(rng) if mode.has_alpha else None
+    image = restore_image(rgb, mode, alpha, palette if mode.has_palette else None)
+    written = Image.open(io.BytesIO(save_image(image, "GIF", None)))
+    assert written.format == "GIF" and written.mode in ("P", "L")
+    assert np.array_equal(np.asarray(written.convert("RGB")), rgb)
+
+
+OUTPUT_MODES = [  # mode, format, options, the mode written or the refusal's words
+    (ColourMode.RGB, "PNG", ImageOptions(), "RGB"),
+    (ColourMode.RGBA, "JPEG", ImageOptions(), "has transparency (RGBA), which JPEG cannot"),
+    (ColourMode.RGBA, "JPEG", ImageOptions(drop_alpha=True), "RGB"),
+    (ColourMode.PA, "JPEG", ImageOptions(drop_alpha=True), "RGB"),
+    (ColourMode.RGBA, "JPEG2000", ImageOptions(), "RGBA"),
+    (ColourMode.RGB, "GIF", ImageOptions(), "is full-colour and GIF holds 256 colours"),
+    (ColourMode.RGB, "GIF", ImageOptions(reduce_colours=True), "P"),
+    (ColourMode.RGBA, "GIF", ImageOptions(reduce_colours=True), "--drop-alpha"),
+    (ColourMode.RGBA, "GIF", ImageOptions(drop_alpha=True), "--reduce-colours"),
+    (ColourMode.RGBA, "GIF", ImageOptions(drop_alpha=True, reduce_colours=True), "P"),
+    (ColourMode.P, "GIF", ImageOptions(), "P"),
+    (ColourMode.L, "GIF", ImageOptions(), "L"),
+    (ColourMode.PA, "GIF", ImageOptions(drop_alpha=True), "P"),
+    (ColourMode.LA, "GIF", ImageOptions(drop_alpha=True), "L"),
+]
+
+
+@pytest.mark.parametrize(("mode", "fmt", "options", "expected"), OUTPUT_MODES)
+def test_output_mode(mode, fmt, options, expected) -> None:
+    if len(expected) > 4:
+        with pytest.raises(AecError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+            output_mode("x.aec", mode, fmt, options)
+    else:
+        assert output_mode("x.aec", mode, fmt, options) == expected
 
 
 def test_restore_rejects_bad_input(rng: np.random.Generator) -> None:

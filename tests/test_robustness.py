@@ -13,6 +13,7 @@ import os
 import struct
 import subprocess
 import sys
+import threading
 import zlib
 from pathlib import Path
 
@@ -222,6 +223,87 @@ def test_decode_refuses_an_endless_stream_at_once(run, tmp_path):
     assert_clean_failure(r, "/dev/zero", "not a readable image")
 
 
+AEC_HINT = "this is an .aec file; use `aecompress decode`"
+
+
+def test_an_aec_file_given_to_encode_is_named_as_such(run, tmp_path, valid_aec):
+    """Recognised by its first bytes, whatever its name, and before the output checks: `encode
+    x.aec` would write x.aec, but "refusing to overwrite the input file" is not the answer."""
+    aec, renamed = tmp_path / "x.aec", tmp_path / "photo.png"
+    for path in (aec, renamed):
+        path.write_bytes(valid_aec)
+        r = run("encode", path)
+        assert assert_clean_failure(r, str(path)) == f"error: {path}: {AEC_HINT}"
+    r = run("encode", "-", "-o", tmp_path / "s.aec", input=valid_aec)
+    assert assert_clean_failure(r, "<stdin>") == f"error: <stdin>: {AEC_HINT}"
+    out = tmp_path / "out"
+    good = png(tmp_path / "good.png")
+    r = run("encode", renamed, good, "-o", f"{out}/", "--mkdir")  # in a batch: fails alone
+    assert assert_clean_failure(r, str(renamed)) == f"error: {renamed}: {AEC_HINT}"
+    assert "1 of 2 inputs failed" in r.stderr
+    assert listing(out) == ["good.aec"]
+    assert aec.read_bytes() == renamed.read_bytes() == valid_aec
+
+
+_REPORT_TORCH = """
+import sys
+from aecompress.cli import app
+try:
+    app(args=sys.argv[1:], prog_name="aecompress")
+except SystemExit as e:
+    print("exit", e.code, "torch" in sys.modules)
+"""
+
+
+def test_stdin_redirected_from_an_aec_file_is_refused_before_torch(
+    tmp_path, tiny_model_path, valid_aec
+):
+    """Standard input from a file is peeked at without being consumed: an .aec file is refused
+    at once, and an image is still encoded whole (a real process: only then is stdin a file)."""
+    (tmp_path / "x.aec").write_bytes(valid_aec)
+    png(tmp_path / "p.png")
+    env = {**os.environ, MODEL_ENV: str(tiny_model_path), "PYTHONPATH": str(ROOT)}
+    outcomes = {}
+    for name in ("x.aec", "p.png"):
+        with open(tmp_path / name, "rb") as stdin:
+            p = subprocess.run(
+                [sys.executable, "-c", _REPORT_TORCH, "encode", "-", "-o", tmp_path / "s.aec"],
+                stdin=stdin, capture_output=True, text=True, env=env, timeout=300,
+            )  # fmt: skip
+        outcomes[name] = (p.stdout.strip().splitlines()[-1], p.stderr)
+    assert outcomes["x.aec"] == ("exit 1 False", f"error: <stdin>: {AEC_HINT}\n")
+    assert outcomes["p.png"][0] == "exit 0 True", outcomes["p.png"][1]
+    assert (tmp_path / "s.aec").read_bytes()[:4] == container.MAGIC
+
+
+def test_an_aec_stream_given_to_encode_is_refused_from_its_first_bytes(run, tmp_path):
+    """A pipe is read once, so it is recognised as it is read, and never read whole: the
+    writer of a long stream finds the pipe closed after the first bytes."""
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes here")
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    wrote_all = []
+
+    def long_stream() -> None:
+        try:
+            with open(fifo, "wb") as f:
+                f.write(container.MAGIC)
+                for _ in range(64):  # 64 MiB: far more than the pipe's buffer
+                    f.write(bytes(1 << 20))
+            wrote_all.append(True)
+        except OSError:  # the reader closed the pipe
+            pass
+
+    writer = threading.Thread(target=long_stream, daemon=True)
+    writer.start()
+    r = run("encode", fifo, "-o", tmp_path / "p.aec")
+    writer.join(60)
+    assert assert_clean_failure(r, str(fifo)) == f"error: {fifo}: {AEC_HINT}"
+    assert not writer.is_alive() and wrote_all == []
+    assert listing(tmp_path) == ["pipe.png"]
+
+
 # ----- batches ----------------------------------------------------------------------------------
 
 
@@ -327,11 +409,30 @@ def test_an_input_is_never_its_own_output(run, tmp_path, valid_aec):
     assert listing(tmp_path) == ["a.png", "x.aec"]
 
 
-def test_two_inputs_never_write_one_output(run, tmp_path):
+def test_two_inputs_never_write_one_output(run, tmp_path, valid_aec):
+    """A usage error (exit 2) naming the clash, found before any work: nothing is written, no
+    folder made."""
     a, b = png(tmp_path / "p.png"), png(tmp_path / "p.jpg", format="JPEG")
     r = run("encode", a, b, "--force")
-    assert r.exit_code == 1 and "several inputs would write the same output file" in r.stderr
+    assert_clean_failure(r, f"{a} and {b} would write the same output file {tmp_path / 'p.aec'}",
+                         code=2)  # fmt: skip
     assert listing(tmp_path) == ["p.jpg", "p.png"]
+    for folder in ("x", "y"):
+        (tmp_path / folder).mkdir()
+        png(tmp_path / folder / "q.png")
+        (tmp_path / folder / "q.aec").write_bytes(valid_aec)
+    out = tmp_path / "out"
+    x, y = tmp_path / "x", tmp_path / "y"
+    r = run("encode", x / "q.png", y / "q.png", "-o", f"{out}/", "--mkdir")
+    assert_clean_failure(r, f"{x / 'q.png'} and {y / 'q.png'} would write the same output "
+                         f"file {out / 'q.aec'}", code=2)  # fmt: skip
+    r = run("decode", x / "q.aec", y / "q.aec", "-o", f"{out}/", "--mkdir")
+    assert_clean_failure(r, f"{x / 'q.aec'} and {y / 'q.aec'} would write the same output "
+                         f"file {out / 'q.aec.png'}", code=2)  # fmt: skip
+    r = run("decode", x / "q.aec", x / "q.aec")
+    assert_clean_failure(r, f"{x / 'q.aec'} is given twice (both would write "
+                         f"{x / 'q.aec.png'})", code=2)  # fmt: skip
+    assert not out.exists() and listing(x) == listing(y) == ["q.aec", "q.png"]
 
 
 def test_stdin_redirected_from_the_output_file_is_protected(tmp_path, tiny_model_path, valid_aec):

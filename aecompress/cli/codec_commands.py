@@ -1,7 +1,9 @@
 """The codec commands: `encode`, `decode`, `info` and `models`.
 
 Arguments are checked and outputs planned before the library is imported: a usage error, an
-existing output or a missing folder is reported at once, without waiting for torch.
+existing output or a missing folder is reported at once, without waiting for torch. So is an
+.aec file given to encode, and anything decode can find wrong with a file without decoding it
+(decodeplan.py): a corrupt file fails in the time `info` takes.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import typer
 from rich.text import Text
 
 from ..container import DEFAULT_MAX_PIXELS
+from ..decodeplan import plan_decode
 from ..effort_levels import DEFAULT_EFFORT, MAX_EFFORT
 from ..errors import AecError, UsageError
-from ..imageformats import DEFAULT_IMAGE_QUALITY, image_format_for
+from ..imageformats import DEFAULT_IMAGE_QUALITY, ImageOptions
 from ..inputs import STDIO, expand_patterns, input_ids
 from ..outputs import DECODED, ENCODED, check_job, output_paths
 from ..quality import DEFAULT_QUALITY, QUALITY_MAX, QUALITY_MIN
@@ -94,9 +97,9 @@ def encode(
             "-o",
             "--output",
             metavar="PATH",
-            help="Output file (one input; '-' = standard output, not a terminal), or a "
+            help="Output .aec file (one input; '-' = standard output, not a terminal), or a "
             "directory to write into: an existing one, or any path ending in '/'. "
-            "Default: each input's name with .aec, beside it.",
+            "Default: each input's name with .aec, beside it. Images are written by decode.",
             show_default=False,
         ),
     ] = None,
@@ -297,9 +300,9 @@ def decode(
             metavar="PATH",
             help="Output image (one input; '-' = standard output as PNG, not a terminal), or "
             "a directory to write into: an existing one, or any path ending in '/'. The "
-            "extension picks the format: .png, .jpg, .webp, .avif, .tif, .bmp, ... Default: "
-            "the input's name with .png added (photo.aec -> photo.aec.png), never the name of "
-            "the image it was made from.",
+            "extension picks the format: .png, .jpg, .webp, .avif, .jp2, .tif, .bmp, .gif, ... "
+            "Default: the input's name with .png added (photo.aec -> photo.aec.png), never the "
+            "name of the image it was made from.",
             show_default=False,
         ),
     ] = None,
@@ -310,8 +313,9 @@ def decode(
             metavar="Q",
             min=1,
             max=100,
-            help=f"Quality of a lossy output format: JPEG and AVIF (default "
-            f"{DEFAULT_IMAGE_QUALITY}); WebP is lossless unless this is given.",
+            help="Write the image lossily at quality Q (1-100). JPEG and AVIF always are "
+            f"(default {DEFAULT_IMAGE_QUALITY}); WebP and JPEG 2000 (.jp2) are lossless unless "
+            "this is given. For JPEG 2000, Q is the PSNR to reach in dB (30-50 is useful).",
             show_default=False,
         ),
     ] = None,
@@ -321,6 +325,15 @@ def decode(
             "--drop-alpha",
             help="Allow writing an image with transparency to a format without alpha (JPEG, "
             "BMP, ...), which discards it; without this such a file is refused.",
+        ),
+    ] = False,
+    reduce_colours: Annotated[
+        bool,
+        typer.Option(
+            "--reduce-colours",
+            help="Allow writing a full-colour image to GIF, which holds 256 colours: it is "
+            "reduced to a 256-colour palette, a loss larger than the codec's; without this "
+            "such a file is refused. Palette and grayscale images fit GIF as they are.",
         ),
     ] = False,
     device: DeviceOpt = "auto",
@@ -347,13 +360,9 @@ def decode(
         inputs = expand_patterns(inputs)
         targets = output_paths(inputs, output, DECODED, mkdir)
         protect = input_ids(inputs)
-        for target in targets:
-            # A usage error, before anything is decoded; an input named as its own output is
-            # refused as such by decode_one.
-            if target != STDIO and not input_ids([target]) & protect:
-                image_format_for(target)
         library = ModelLibrary(models or [])
         library.check()
+        options = ImageOptions(image_quality, drop_alpha, reduce_colours)
         progress = ImageProgress(_bar_console(), DECODE_STAGES, len(inputs))
         clock, threads = BatchClock(), TorchThreads()
 
@@ -366,24 +375,32 @@ def decode(
             keep_freed_memory()  # the transforms' large tensors reuse the heap (allocator.py)
             return CodecPool(library, resolve_device(device), on_load=announce)
 
+        def checked(source: str, target: str):
+            """Everything that needs no decoding, before torch: a corrupt file, a loss not
+            asked for or a missing model fails at once (decodeplan.py)."""
+            check_job(source, target, force, protect, decoded=True)
+            return plan_decode(source, target, max_pixels, options, library)
+
         def first(index: int, source: str, target: str):  # the torch part; returns the rest
-            check_job(source, target, force, protect, decoded=True)  # before torch
-            from ..operations import ImageOptions, decode_finish, decode_start
+            plan = checked(source, target)
+            from ..operations import decode_finish, decode_start
 
             clock.start()
-            codecs, options = codec_pool(), ImageOptions(image_quality, drop_alpha)
+            codecs = codec_pool()
             with progress.image(codecs, index, source), threads.watch(codecs):
-                job = decode_start(codecs, source, target, force, max_pixels, protect, options)
+                job = decode_start(
+                    codecs, source, target, force, max_pixels, protect, options, plan
+                )
             return functools.partial(decode_finish, job)
 
         def whole(index: int, source: str, target: str):  # the plain path: one input
-            check_job(source, target, force, protect, decoded=True)
-            from ..operations import ImageOptions, decode_one
+            plan = checked(source, target)
+            from ..operations import decode_one
 
             clock.start()
-            codecs, options = codec_pool(), ImageOptions(image_quality, drop_alpha)
+            codecs = codec_pool()
             with progress.image(codecs, index, source):
-                return decode_one(codecs, source, target, force, max_pixels, protect, options)
+                return decode_one(codecs, source, target, force, max_pixels, protect, options, plan)
 
         try:
             batch = run_inputs(inputs, targets, first, whole, fail_fast, threads)

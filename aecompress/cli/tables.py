@@ -3,6 +3,8 @@ narrow terminal the least important columns give way (--json always has every fi
 
 from __future__ import annotations
 
+import math
+
 from ..fittedtable import Column, FittedTable
 
 ENCODE_COLUMNS = (
@@ -22,8 +24,17 @@ ENCODE_COLUMNS = (
 seconds, the ratio to raw RGB, MS-SSIM; the output, quality, size, bpp and PSNR always stay."""
 
 
+def ratio(value: float, decimals: int) -> str:
+    """A ratio with `decimals` decimals, or as many more as two significant digits need below
+    1 (a tiny image's file outweighs its pixels: 1x1 RGB is 3 bytes in a file of ~170)."""
+    if 0 < value < 1:
+        decimals = max(decimals, 1 - math.floor(math.log10(value)))  # 0.41 -> 2, 0.018 -> 3
+    return f"{value:.{decimals}f}"
+
+
 def encode_table(reports) -> FittedTable:
-    """One row per file written."""
+    """One row per file written. PSNR and MS-SSIM show "-" when not measured (--no-metrics)
+    and MS-SSIM "n/a" when the image is too small to have one (under 11 pixels a side)."""
     rows = [
         [
             r.output,
@@ -31,11 +42,11 @@ def encode_table(reports) -> FittedTable:
             f"{r.quality:g}",
             f"{r.input_bytes:,}",
             f"{r.output_bytes:,}",
-            f"{r.ratio_raw:.1f}",
-            f"{r.ratio_input:.2f}",
+            ratio(r.ratio_raw, 1),
+            ratio(r.ratio_input, 2),
             f"{r.bpp:.3f}",
             "-" if r.psnr is None else f"{r.psnr:.2f}",  # --no-metrics
-            "-" if r.ms_ssim is None else f"{r.ms_ssim:.4f}",
+            "-" if r.psnr is None else "n/a" if r.ms_ssim is None else f"{r.ms_ssim:.4f}",
             f"{r.seconds:.2f}",
         ]  # fmt: skip
         for r in reports
