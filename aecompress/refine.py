@@ -304,7 +304,7 @@ class Refiner:
         if not gradient:
             return loss, None, jv
         with torch.enable_grad():
-            torch.autograd.backward([rate, y_s], [None, grad_s * pb.weight])
+            _backward(rate, y_s, grad_s * pb.weight)
         return loss, y_var.grad, jv
 
     def _anneal(
@@ -339,7 +339,7 @@ class Refiner:
             grad, sse, _ = self._through_g_s(y_s, pb.x, pb.height, pb.width)
             opt.zero_grad(set_to_none=True)
             with torch.enable_grad():
-                torch.autograd.backward([rate, y_s], [None, grad * pb.weight])
+                _backward(rate, y_s, grad * pb.weight)
             opt.step()
             loss = float(rate.detach()) + pb.weight * sse
             tick()
@@ -367,3 +367,11 @@ class _Problem:
     pixels: int
     inv_gain: torch.Tensor  # 1×M×1×1
     weight: float  # λ·255² / (3·pixels): the cost of one unit of squared error
+
+
+def _backward(rate: torch.Tensor, y_s: torch.Tensor, grad_y_s: torch.Tensor) -> None:
+    """Gradients of rate + <y_s, grad_y_s> (the distortion's, whose gradient through g_s is
+    grad_y_s) into the latents, through one scalar: `torch.autograd.backward([rate, y_s],
+    [None, grad_y_s])` computes the same, but the first call with a given gradient imports
+    sympy (0.36 s of every one-image encode at effort 1 and above, benchmarks/startup.md)."""
+    (rate + (y_s * grad_y_s).sum()).backward()

@@ -2,14 +2,14 @@
 the one before.
 
 Why: each input's work has a part that uses torch (the networks, on every core) and a part that
-does not (encode: the metrics, mostly MS-SSIM in numpy; decode: encoding the image file, zlib
-for PNG), which runs on one core and leaves the others idle. Here the main thread runs each
-input's first part (`operations.encode_start` / `decode_start`, the only place torch is used) in
-input order, and one worker thread runs the second parts (`encode_finish` / `decode_finish`,
-which write the output) in the same order, at most MAX_PENDING of them waiting, so memory stays
-bounded. Everything `common.run_batch` promises holds: a failure in either part fails only its
-input, with the same one-line message, printed in input order; --fail-fast starts no input after
-the first failure known and lists the rest as not processed, and no second part starts after a
+does not (encode: writing the file; decode: encoding the image file, zlib for PNG), which runs
+on one core and leaves the others idle. Here the main thread runs each input's first part
+(`operations.encode_start` / `decode_start`, the only place torch is used) in input order, and
+one worker thread runs the second parts (`encode_finish` / `decode_finish`, which write the
+output) in the same order, at most MAX_PENDING of them waiting, so memory stays bounded.
+Everything `common.run_batch` promises holds: a failure in either part fails only its input,
+with the same one-line message, printed in input order; --fail-fast starts no input after the
+first failure known and lists the rest as not processed, and no second part starts after a
 failure (so exactly the outputs a one-at-a-time run would write are written); Ctrl-C waits for
 the write in flight (outputs are written to a temporary file and renamed) and reaches `guard`.
 An input that an earlier output of the batch would write waits for that output.

@@ -1,17 +1,17 @@
 """How many threads torch runs with while a batch's worker thread writes the input before.
 
-A worker thread busy beside torch's own threads slows torch's parallel regions about as much
-as it gains: each region waits for its thread that shares a core with the worker (on the 2-core
-CPU a decode's network took 211 ms beside a busy zlib thread, against 109 ms alone and 180 ms
-on one thread). So `TorchThreads` runs torch on one thread fewer while the worker has work, but
-only for a stage (analysis, coding, synthesis, a tile, a search trial) that the worker
-outlasted enough of at the input before to pay for the slower torch (SHARE); otherwise torch
-keeps every thread. On the 2-core CPU with the N = 64 model this runs encode's g_a on one thread
-beside the previous image's MS-SSIM, and decode's entropy coding beside the previous PNG; g_s
-keeps both threads. 8 Kodak images, ms per image, idle 2-core CPU
+A worker thread busy beside torch's own threads slows torch's parallel regions about as much as
+it gains: each region waits for its thread that shares a core with the worker (on the 2-core CPU
+a decode's network took 211 ms beside a busy zlib thread, against 109 ms alone and 180 ms on one
+thread). So `TorchThreads` runs torch on one thread fewer while the worker has work, but only
+for a stage (analysis, coding, synthesis, a tile, a search trial) that the worker outlasted
+enough of at the input before to pay for the slower torch (SHARE); otherwise torch keeps every
+thread. On the 2-core CPU with the N = 64 model this runs encode's g_a on one thread beside the
+previous image's MS-SSIM (then computed in numpy on the worker; since in torch on the main
+thread, so encode's figures below are of that earlier code), and decode's entropy coding beside
+the previous PNG; g_s keeps both threads. 8 Kodak images, ms per image, idle 2-core CPU
 (benchmarks/batch_pipeline.py): encode 242 one at a time, 220 pipelined; decode 117 and 106.
-Always one thread fewer made decode slower (140); never one fewer gained little (235, 114).
-"""
+Always one thread fewer made decode slower (140); never one fewer gained little (235, 114)."""
 
 from __future__ import annotations
 
