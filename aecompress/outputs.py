@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .errors import AecError, UsageError
 from .fileio import check_writable, write_output, write_stdout
-from .imageformats import image_format_for
+from .imageformats import FORMATS_BY_EXTENSION, image_format_for
 from .inputs import STDIO, input_ids, refuse_aec_file
 
 
@@ -98,6 +98,8 @@ def output_paths(
     elif _is_directory(output) or len(inputs) > 1:
         if not _is_directory(output) and Path(output).exists():
             raise AecError(f"{output}: with several inputs, -o must be a directory")
+        if not _is_directory(output) and _names_a_file(output):
+            raise UsageError(f"{output}: with several inputs, -o names a folder (DIR/), not a file")
         folder = (Path(output), output)
         targets = [str(Path(output) / Path(naming.name_for(p)).name) for p in inputs]
     else:
@@ -111,6 +113,13 @@ def output_paths(
     if folder is not None:
         _make_dir(*folder, mkdir)
     return targets
+
+
+def _names_a_file(output: str) -> bool:
+    """-o ends in an extension that encode or decode writes (out.png, out.aec): a file meant,
+    not a folder to create, whatever --mkdir says."""
+    suffix = Path(output).suffix.lower()
+    return suffix == ENCODED.suffix or suffix in FORMATS_BY_EXTENSION
 
 
 def _same_path_key(path: str) -> str:

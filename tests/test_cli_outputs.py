@@ -75,6 +75,28 @@ def test_several_inputs_into_a_missing_directory(cli, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.aec", "b.aec"]
 
 
+@pytest.mark.parametrize(
+    ("command", "name"), [("encode", "out.aec"), ("encode", "out.png"), ("decode", "out.PNG")]
+)
+def test_a_file_name_for_several_inputs_is_a_usage_error(cli, tmp_path, command, name):
+    """`-o out.png` with several inputs means a file, not a folder to create (even with
+    --mkdir): exit 2, nothing made."""
+    a, b = png(tmp_path / "a.png"), png(tmp_path / "b.png", seed=1)
+    if command == "decode":
+        for src in (a, b):
+            assert cli("encode", src, "-e", "0", "--no-metrics").exit_code == 0
+        a, b = tmp_path / "a.aec", tmp_path / "b.aec"
+    r = cli(command, a, b, "-o", tmp_path / name, "--mkdir")
+    assert r.exit_code == 2, r.output
+    assert error_line(r) == (
+        f"error: {tmp_path / name}: with several inputs, -o names a folder (DIR/), not a file"
+    )
+    assert not (tmp_path / name).exists()
+    r = cli(command, a, b, "-o", f"{tmp_path / name}/", "--mkdir")  # a folder, if meant so
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / name).is_dir()
+
+
 def test_binary_output_is_never_written_to_a_terminal(cli, tmp_path, monkeypatch):
     src = png(tmp_path / "a.png")
     monkeypatch.setattr(outputs, "stdout_is_terminal", lambda: True)
